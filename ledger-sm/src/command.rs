@@ -28,6 +28,14 @@ pub enum Operation {
     Tick,
 }
 
+impl Batch {
+    /// `now`, clamped to `TIMESTAMP_NOW_MAX`: what prefetch and apply use as the time.
+    #[must_use]
+    pub fn time(&self) -> Timestamp {
+        Timestamp(self.now.0.min(crate::constants::TIMESTAMP_NOW_MAX))
+    }
+}
+
 impl Operation {
     /// Events in the batch: what `BATCH_EVENTS_MAX` bounds.
     #[must_use]

@@ -37,8 +37,19 @@ pub const TICK_EXPIRIES_MAX: u32 = BATCH_EVENTS_MAX;
 /// Rows one query returns; callers page with the last timestamp they saw.
 pub const QUERY_LIMIT_MAX: u32 = 8_190;
 
+/// The latest time a batch may carry: a leader clock beyond it (year 2262) is taken as this, so
+/// a broken clock can never exhaust timestamps and stop every replica.
+pub const TIMESTAMP_NOW_MAX: u64 = (1 << 63) - 1;
+
 /// Nanoseconds in a second; hold timeouts are given in seconds.
 pub const NANOS_PER_SECOND: u64 = 1_000_000_000;
+
+// A hold's deadline (timestamp + timeout) cannot overflow: timestamps stay near the clamped
+// clock, and the longest timeout is u32::MAX seconds.
+const _: () = assert!(
+    TIMESTAMP_NOW_MAX as u128 + u32::MAX as u128 * NANOS_PER_SECOND as u128 + (1 << 62)
+        <= u64::MAX as u128
+);
 
 /// Ids at or above this are minted by the state machine itself (expiry transfers, hold timeouts);
 /// callers may not use them, so system ids never collide with caller ids.

@@ -13,10 +13,11 @@ pub trait Encode {
     fn encode(&self, out: &mut Vec<u8>);
 }
 
+/// A byte string with a u64 length prefix. Commands carry byte strings of any length (an
+/// over-long one is refused by apply, but the batch is still encoded for the audit chain), so
+/// the prefix must take any length without a panic.
 fn bytes(out: &mut Vec<u8>, value: &[u8]) {
-    // Limits keep every byte string far below u16::MAX.
-    let len = u16::try_from(value.len()).expect("byte strings are bounded by constants");
-    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(value.len() as u64).to_le_bytes());
     out.extend_from_slice(value);
 }
 

@@ -115,7 +115,6 @@ pub enum TransferResult {
     OverflowsCreditsPosted,
     OverflowsDebits,
     OverflowsCredits,
-    OverflowsTimeout,
     ExceedsCredits,
     ExceedsDebits,
     LotsExceedLimit,

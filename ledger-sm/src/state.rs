@@ -147,8 +147,8 @@ pub fn prefetch<S: StateRead>(store: &S, batch: &Batch) -> Result<Prefetched, S:
         }
         Operation::Erase(ids) => ids.iter().for_each(|id| keys.account(*id)),
         Operation::Tick => {
-            prefetched.lots_due = store.lots_due(batch.now, TICK_EXPIRIES_MAX)?;
-            prefetched.holds_due = store.holds_due(batch.now, TICK_EXPIRIES_MAX)?;
+            prefetched.lots_due = store.lots_due(batch.time(), TICK_EXPIRIES_MAX)?;
+            prefetched.holds_due = store.holds_due(batch.time(), TICK_EXPIRIES_MAX)?;
             prefetched.lots_due.iter().for_each(|lot| keys.account(lot.account));
             prefetched.holds_due.iter().for_each(|id| keys.transfer(*id));
         }

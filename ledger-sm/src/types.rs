@@ -389,8 +389,8 @@ impl Transfer {
             return None;
         }
         let nanos = u64::from(self.timeout) * crate::constants::NANOS_PER_SECOND;
-        // Apply refuses timeouts that overflow (`OverflowsTimeout`), so this cannot.
-        Some(Timestamp(self.timestamp.0.checked_add(nanos).expect("timeout checked on create")))
+        // See the compile-time check next to `TIMESTAMP_NOW_MAX`.
+        Some(Timestamp(self.timestamp.0.checked_add(nanos).expect("deadlines fit u64")))
     }
 }
 

@@ -39,7 +39,7 @@ pub fn apply(prefetched: Prefetched, batch: &Batch) -> Applied {
         let effects = Effects { meta: meta_before, ..Effects::default() };
         return Applied { results: Results::BatchRefused(refusal), effects };
     }
-    let mut context = Context::new(prefetched, batch.now, events);
+    let mut context = Context::new(prefetched, batch.time(), events);
     let results = match &batch.operation {
         Operation::CreateAssets(assets) => Results::CreateAssets(context.create_assets(assets)),
         Operation::CreateAccounts(accounts) => {

@@ -106,10 +106,6 @@ impl Context {
         let amount = balancing_amount(t, debit, credit)?;
         let pending = t.flags.has(F::PENDING);
         check_overflows(debit, credit, amount, pending)?;
-        if pending && t.timeout > 0 {
-            let nanos = u64::from(t.timeout) * crate::constants::NANOS_PER_SECOND;
-            timestamp.0.checked_add(nanos).ok_or(R::OverflowsTimeout)?;
-        }
         check_limits(debit, credit, amount, false)?;
         let credits_lot = !pending && !t.expires_at.is_zero();
         if credits_lot && lots::exceeds_limit(self.lots.get(&t.credit_account), t.expires_at) {
