@@ -5,6 +5,8 @@
 use crate::command::{
     AccountChange, Batch, GiftCardIssue, NewAccount, NewAsset, NewTransfer, Operation,
 };
+use crate::event::{Event, EventKind};
+use crate::state::Meta;
 use crate::types::{Account, Asset, Balances, FailedTransfer, Lot, Transfer};
 
 pub const ENCODING_VERSION: u8 = 1;
@@ -166,6 +168,37 @@ impl Encode for Batch {
                 }
             }
             Operation::Tick => le!(out, 7u8),
+        }
+    }
+}
+
+impl Encode for Meta {
+    fn encode(&self, out: &mut Vec<u8>) {
+        le!(out, self.timestamp_last.0, self.event_seq_next.0, self.batches_applied);
+        le!(out, self.state_hash);
+        out.extend_from_slice(&self.chain);
+    }
+}
+
+impl Encode for Event {
+    fn encode(&self, out: &mut Vec<u8>) {
+        le!(out, self.seq.0, self.timestamp.0);
+        match self.kind {
+            EventKind::AssetCreated(id) => le!(out, 1u8, id.0),
+            EventKind::AccountCreated(id) => le!(out, 2u8, id.0),
+            EventKind::TransferPosted(id) => le!(out, 3u8, id.0),
+            EventKind::HoldCreated(id) => le!(out, 4u8, id.0),
+            EventKind::HoldPosted(id) => le!(out, 5u8, id.0),
+            EventKind::HoldVoided(id) => le!(out, 6u8, id.0),
+            EventKind::HoldExpired(id) => le!(out, 7u8, id.0),
+            EventKind::LotExpired(id) => le!(out, 8u8, id.0),
+            EventKind::StatusChanged { account, from, to } => {
+                le!(out, 9u8, account.0, from as u8, to as u8);
+            }
+            EventKind::AccountChanged { account, flags, overdraft_limit } => {
+                le!(out, 10u8, account.0, flags.0, overdraft_limit);
+            }
+            EventKind::Erased(id) => le!(out, 11u8, id.0),
         }
     }
 }

@@ -15,6 +15,7 @@
 pub mod apply;
 pub mod command;
 pub mod constants;
+pub mod decode;
 pub mod encode;
 pub mod event;
 pub mod hash;

@@ -47,5 +47,6 @@ export_target_dir() {
   mkdir -p "$CARGO_TARGET_DIR"
 }
 
-# Packages every build needs: a C toolchain for crates with C parts (blake3).
-BUILD_PACKAGES=(build-essential pkg-config)
+# Packages every build needs: a C/C++ toolchain for crates with native parts (blake3, RocksDB)
+# and libclang for RocksDB's generated bindings.
+BUILD_PACKAGES=(build-essential pkg-config libclang-dev)
