@@ -13,6 +13,8 @@ pub enum StorageError {
     Poisoned,
     #[error("data directory belongs to cluster {found:032x}, not {expected:032x}")]
     ClusterMismatch { expected: u128, found: u128 },
+    #[error("snapshot refused: {0}")]
+    SnapshotInvalid(String),
     #[error("raft log gap: expected index {expected}, found {found}")]
     LogGap { expected: u64, found: u64 },
 }

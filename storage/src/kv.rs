@@ -118,6 +118,13 @@ impl WriteBatch {
 /// A key-value engine. Reads see every completed write; a synced write is durable when `write`
 /// returns; a batch is atomic, also across a crash.
 pub trait Kv: Send + Sync {
+    /// A point-in-time copy to read a snapshot from while writes go on.
+    type View: Kv;
+
+    /// # Errors
+    /// When the engine cannot make the copy.
+    fn view(&self) -> Result<Self::View, StorageError>;
+
     /// # Errors
     /// When the engine cannot read.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;

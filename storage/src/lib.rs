@@ -14,10 +14,12 @@ pub mod frame;
 pub mod kv;
 pub mod mem;
 pub mod rocks;
+pub mod snapshot;
 pub mod store;
 
 pub use error::StorageError;
 pub use kv::{Kv, Table};
 pub use mem::MemKv;
 pub use rocks::{RocksKv, RocksOptions};
+pub use snapshot::SnapshotReader;
 pub use store::{LogEntry, RaftMeta, Store};

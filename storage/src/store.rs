@@ -108,7 +108,7 @@ impl<K: Kv> Store<K> {
     }
 
     /// Every write goes through here: synced, and poisoning on failure.
-    fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+    pub(crate) fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
         if self.is_poisoned() {
             return Err(StorageError::Poisoned);
         }

@@ -99,6 +99,15 @@ impl MemKv {
 }
 
 impl Kv for MemKv {
+    type View = MemKv;
+
+    fn view(&self) -> Result<MemKv, StorageError> {
+        let current = self.inner().current.clone();
+        Ok(MemKv {
+            inner: Mutex::new(Inner { durable: current.clone(), current, ..Inner::default() }),
+        })
+    }
+
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.inner().current.get(&table).and_then(|rows| rows.get(key)).cloned())
     }

@@ -27,6 +27,56 @@ impl Default for RocksOptions {
 #[derive(Debug)]
 pub struct RocksKv {
     db: DB,
+    path: std::path::PathBuf,
+    options: RocksOptions,
+}
+
+/// A checkpoint of a `RocksKv`, opened; its directory is removed when it is dropped.
+#[derive(Debug)]
+pub struct RocksView {
+    kv: Option<RocksKv>,
+    path: std::path::PathBuf,
+}
+
+impl Drop for RocksView {
+    fn drop(&mut self) {
+        drop(self.kv.take());
+        // Best effort: a checkpoint left by a crash is only disk space, never read again.
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+impl RocksView {
+    fn kv(&self) -> &RocksKv {
+        self.kv.as_ref().expect("open until dropped")
+    }
+}
+
+impl Kv for RocksView {
+    type View = RocksView;
+
+    fn view(&self) -> Result<RocksView, StorageError> {
+        self.kv().view()
+    }
+
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.kv().get(table, key)
+    }
+
+    fn range(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+        descending: bool,
+        limit: usize,
+    ) -> Result<Rows, StorageError> {
+        self.kv().range(table, from, to, descending, limit)
+    }
+
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError> {
+        self.kv().write(batch, sync)
+    }
 }
 
 fn io(error: &rocksdb::Error) -> StorageError {
@@ -61,7 +111,7 @@ impl RocksKv {
             .iter()
             .map(|table| ColumnFamilyDescriptor::new(table.name(), db_options.clone()));
         let db = DB::open_cf_descriptors(&db_options, path, families).map_err(|e| io(&e))?;
-        Ok(Self { db })
+        Ok(Self { db, path: path.to_path_buf(), options })
     }
 
     fn family(&self, table: Table) -> &rocksdb::ColumnFamily {
@@ -90,6 +140,23 @@ impl RocksKv {
 }
 
 impl Kv for RocksKv {
+    type View = RocksView;
+
+    /// A checkpoint beside the database (hard-linked table files, so cheap), opened.
+    fn view(&self) -> Result<RocksView, StorageError> {
+        static VIEWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let number = VIEWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".view-{}-{number}", std::process::id()));
+        let path = self.path.with_file_name(name);
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(|e| StorageError::Io(e.to_string()))?;
+        }
+        self.checkpoint(&path)?;
+        let kv = RocksKv::open(&path, self.options)?;
+        Ok(RocksView { kv: Some(kv), path })
+    }
+
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         let value = self.db.get_pinned_cf(self.family(table), key).map_err(|e| io(&e))?;
         Ok(value.map(|value| value.to_vec()))
