@@ -73,7 +73,18 @@ macro_rules! reader_int {
     };
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    #[must_use]
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    /// Whether every byte was read.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     reader_int!(u8, u8);
     reader_int!(u16, u16);
     reader_int!(u32, u32);

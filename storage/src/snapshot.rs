@@ -49,6 +49,18 @@ pub struct SnapshotReader<V: Kv> {
 }
 
 impl<V: Kv> SnapshotReader<V> {
+    /// The applied marker as of the snapshot's point in time: what the snapshot's metadata
+    /// must say.
+    ///
+    /// # Errors
+    /// `Corrupted` or the engine's error.
+    pub fn applied(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        let Some(framed) = self.view.get(Table::StateMeta, crate::store::KEY_APPLIED)? else {
+            return Ok(None);
+        };
+        Ok(Some(unframe(Table::StateMeta, crate::store::KEY_APPLIED, &framed)?.to_vec()))
+    }
+
     fn rows_chunk(&mut self) -> Result<Option<Vec<u8>>, StorageError> {
         let mut body = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES + 4_096);
         while body.len() < SNAPSHOT_CHUNK_BYTES && self.table < Table::STATE.len() {

@@ -49,7 +49,7 @@ impl RaftMeta {
 
 const KEY_CLUSTER_ID: &[u8] = b"cluster_id";
 const KEY_META: &[u8] = b"meta";
-const KEY_APPLIED: &[u8] = b"applied";
+pub(crate) const KEY_APPLIED: &[u8] = b"applied";
 
 #[derive(Debug)]
 pub struct Store<K: Kv> {

@@ -1,0 +1,56 @@
+//! Replication: the openraft type configuration of the ledger and the adapters that let
+//! openraft drive `storage` (the raft log) and `ledger-sm` (the state machine).
+//!
+//! It is the only crate that names `openraft::`, so an openraft upgrade touches this crate alone;
+//! openraft's values reach storage only through `codec`, our own stable encoding, never through
+//! openraft's serde layout. Not here yet: the gRPC transport, node lifecycle, the write batcher
+//! (see `docs/ARCHITECTURE.md`).
+//!
+//! One raft entry carries one ledger `Batch`, so an entry's effects and its applied log id are
+//! persisted in one atomic write.
+
+pub mod codec;
+pub mod log_store;
+pub mod state_machine;
+
+use ledger_sm::command::Batch;
+use ledger_sm::result::Results;
+
+pub use log_store::LogStore;
+pub use state_machine::{SnapshotData, StateMachine};
+
+/// What a raft entry carries: one ledger batch, stamped by the leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerRequest(pub Batch);
+
+impl std::fmt::Display for LedgerRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Ids and amounts only, never personal fields or code hashes: this reaches logs.
+        write!(f, "batch of {} at {}", self.0.operation.len(), self.0.now.0)
+    }
+}
+
+/// What applying an entry answers: the batch's results.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerResponse(pub Results);
+
+impl std::fmt::Display for LedgerResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} results", self.0.len())
+    }
+}
+
+openraft::declare_raft_types!(
+    /// The ledger's raft types: node ids are `u64`, nodes carry their address.
+    pub TypeConfig:
+        D = LedgerRequest,
+        R = LedgerResponse,
+        NodeId = u64,
+        Node = openraft::impls::BasicNode,
+);
+
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+pub type Membership = openraft::Membership<u64, openraft::impls::BasicNode>;

@@ -1,0 +1,5 @@
+//! The raft crate's tests: openraft's own storage test suite against both storage engines, and
+//! ledger batches applied through the state machine adapter.
+
+mod ledger;
+mod suite;
