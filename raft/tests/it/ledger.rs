@@ -24,7 +24,7 @@ fn log_id(term: u64, index: u64) -> LogId {
     LogId { leader_id: LeaderId { term, node_id: 1 }, index }
 }
 
-fn batches() -> Vec<Batch> {
+pub fn batches() -> Vec<Batch> {
     let at = |s: u64| Timestamp(s * 1_000_000_000);
     let account = |id: u128, kind, flags| NewAccount {
         id: AccountId(id),
