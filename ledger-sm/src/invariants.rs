@@ -97,9 +97,14 @@ fn check_accounts(records: &Records) -> Result<(), Violation> {
         ensure!(*b == sum, "account {:?}: balances {b:?}, transfers sum {sum:?}", account.id);
         let debits = b.debits_posted + b.debits_pending;
         if account.flags.has(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS) {
-            let max = b.credits_posted + account.overdraft_limit + account.overdraft_forced;
+            // Limits may be set near u128::MAX: saturate, as apply does.
+            let max = b
+                .credits_posted
+                .saturating_add(account.overdraft_limit)
+                .saturating_add(account.overdraft_forced);
             ensure!(debits <= max, "account {:?}: debits {debits} over {max}", account.id);
-            let excess = debits.saturating_sub(b.credits_posted + account.overdraft_limit);
+            let excess =
+                debits.saturating_sub(b.credits_posted.saturating_add(account.overdraft_limit));
             ensure!(account.overdraft_forced == excess, "account {:?}: forced", account.id);
         } else {
             ensure!(account.overdraft_forced == 0, "account {:?}: forced", account.id);

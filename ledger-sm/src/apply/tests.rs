@@ -2660,3 +2660,32 @@ mod bad_input {
         }
     }
 }
+
+/// Regression: the invariant checker added `credits_posted + overdraft_limit + overdraft_forced`
+/// unchecked and panicked once an account's limit was set near `u128::MAX`, which apply accepts.
+/// (Every `check` runs the invariants after each batch.)
+#[test]
+fn overdraft_limit_near_max() {
+    check(&["1 1->2 10 earn", "limit 2 max"], "2 2->4 1000 burn", &[2], expect![[r#"
+        Ok amount=1000
+        2:1000/10
+    "#]]);
+}
+
+/// Regression: resolving a hold left the given-back lot parts in the hold's `lots_consumed`,
+/// which documents what is *not yet* given back. After a void the hold lists nothing; after a
+/// partial post the post record carries what stayed consumed.
+#[test]
+fn resolved_hold_lists_no_lots() {
+    let mut ledger = Ledger::new();
+    for batch in ["1 1->2 100 earn expires=100", "2 2->4 30 burn pending", "3 2->4 30 burn pending"]
+    {
+        ledger.run(batch);
+    }
+    ledger.run("4 0->0 0 none void pending=2");
+    ledger.run("5 0->0 10 none post pending=3");
+    let record = |id| ledger.state.transfers().find(|t| t.id == TransferId(id)).unwrap().clone();
+    assert!(record(2).lots_consumed.is_empty());
+    assert!(record(3).lots_consumed.is_empty());
+    assert_eq!(record(5).lots_consumed.iter().map(|p| p.amount).sum::<u128>(), 10);
+}

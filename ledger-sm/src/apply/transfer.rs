@@ -204,7 +204,12 @@ impl Context {
         if posted > 0 && !hold.expires_at.is_zero() {
             self.add_lot(hold.credit_account, hold.expires_at, posted);
         }
-        self.transfer_mut(hold.id).state = state;
+        {
+            // Every consumed part is now given back or carried by the post record.
+            let resolved = self.transfer_mut(hold.id);
+            resolved.state = state;
+            resolved.lots_consumed = Vec::new();
+        }
         let request = NewTransfer {
             id: t.id,
             debit_account: hold.debit_account,
