@@ -2666,10 +2666,15 @@ mod bad_input {
 /// (Every `check` runs the invariants after each batch.)
 #[test]
 fn overdraft_limit_near_max() {
-    check(&["1 1->2 10 earn", "limit 2 max"], "2 2->4 1000 burn", &[2], expect![[r#"
+    check(
+        &["1 1->2 10 earn", "limit 2 max"],
+        "2 2->4 1000 burn",
+        &[2],
+        expect![[r#"
         Ok amount=1000
         2:1000/10
-    "#]]);
+    "#]],
+    );
 }
 
 /// Regression: resolving a hold left the given-back lot parts in the hold's `lots_consumed`,
