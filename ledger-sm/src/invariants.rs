@@ -115,6 +115,7 @@ fn check_accounts(records: &Records) -> Result<(), Violation> {
             ensure!(credits <= b.debits_posted, "account {:?}: credits over", account.id);
         }
         if account.kind == AccountKind::GiftCard {
+            ensure!(b.available().is_some(), "gift card {:?}: below zero", account.id);
             let indexed = records
                 .gift_cards
                 .iter()

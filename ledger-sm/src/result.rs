@@ -242,6 +242,8 @@ pub enum ChangeAccountResult {
     Ok,
     IdMustNotBeZero,
     AccountNotFound,
+    /// Expiry sinks are system accounts and take no changes.
+    AccountIsExpirySink,
     /// Freeze, unfreeze and close are for ledger accounts; gift cards are blocked and deactivated.
     AccountIsGiftCard,
     AccountNotGiftCard,

@@ -193,6 +193,10 @@ impl Context {
         let Some(account) = self.accounts.get(&id) else {
             return C::AccountNotFound;
         };
+        if account.kind == AccountKind::ExpirySink {
+            // A system account: ticks credit it whatever its status and limits would say.
+            return C::AccountIsExpirySink;
+        }
         let gift_card = account.kind == AccountKind::GiftCard;
         let for_gift_cards = matches!(
             change,
@@ -419,13 +423,15 @@ fn validate_account(a: &NewAccount) -> Result<(), A> {
         return Err(A::FlagsReserved);
     }
     let debits_limited = a.flags.has(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS);
-    if debits_limited && a.flags.has(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS) {
+    let credits_limited = a.flags.has(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS);
+    // A gift card always gets the debit limit, so the credit limit cannot go with it.
+    let gift_card = a.kind == AccountKind::GiftCard;
+    if credits_limited && (debits_limited || gift_card) {
         return Err(A::FlagsAreMutuallyExclusive);
     }
     if a.kind == AccountKind::ExpirySink {
         return Err(A::KindReserved);
     }
-    let gift_card = a.kind == AccountKind::GiftCard;
     if a.overdraft_limit > 0 && (!debits_limited || gift_card) {
         return Err(A::OverdraftLimitRequiresDebitsMustNotExceedCredits);
     }

@@ -2694,3 +2694,63 @@ fn resolved_hold_lists_no_lots() {
     assert!(record(3).lots_consumed.is_empty());
     assert_eq!(record(5).lots_consumed.iter().map(|p| p.amount).sum::<u128>(), 10);
 }
+
+/// Regression: a forced refund of a gift card's load could take the card below zero, and
+/// deactivating it then panicked in apply ("gift cards never go below zero"): one command would
+/// stop every replica. FORCE no longer lifts a gift card's limit.
+#[test]
+fn forced_refund_cannot_empty_a_gift_card_below_zero() {
+    let setup = ["1 7->8 500 load asset=2", "activate 8", "2 8->7 400 redeem asset=2"];
+    check(
+        &setup,
+        "3 0->0 0 reversal force reverses=1 asset=2\n4 0->0 100 reversal force reverses=1 asset=2",
+        &[8],
+        expect![[r#"
+            ExceedsCredits
+            Ok amount=100
+            8:500/500
+        "#]],
+    );
+    check(
+        &setup,
+        "deactivate 8 9 7",
+        &[8, 7],
+        expect![[r#"
+        Ok Some(Deactivated)
+        8:500/500
+        7:500/500
+    "#]],
+    );
+}
+
+/// Regression: expiry sinks are system accounts; a limit flag set on one was broken by the next
+/// tick's credit, so they take no account changes at all.
+#[test]
+fn expiry_sink_takes_no_changes() {
+    check(
+        &[],
+        "flags 900 c\nfreeze 900\nclose 900\nlimit 900 0",
+        &[],
+        expect![[r#"
+        AccountIsExpirySink Some(Active)
+        AccountIsExpirySink Some(Active)
+        AccountIsExpirySink Some(Active)
+        AccountIsExpirySink Some(Active)
+    "#]],
+    );
+}
+
+/// Regression: a gift card asked with CREDITS_MUST_NOT_EXCEED_DEBITS was stored with both limit
+/// flags, which are mutually exclusive.
+#[test]
+fn gift_card_with_credit_limit_is_refused() {
+    let mut ledger = Ledger::new();
+    let card = NewAccount {
+        code_hash: CodeHash([3; 32]),
+        ..account(30, 2, AccountKind::GiftCard, AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+    };
+    let results = ledger.run_operation(Operation::CreateAccounts(vec![card]));
+    expect![[r#"
+        CreateAccounts([AccountOutcome { result: FlagsAreMutuallyExclusive, timestamp: Timestamp(0) }])
+    "#]].assert_eq(&describe(&results));
+}

@@ -237,7 +237,7 @@ impl Context {
             return Err(R::CreditAccountNotActive);
         }
         check_overflows(debit, credit, amount, false)?;
-        let force = t.flags.has(F::FORCE);
+        let force = t.flags.has(F::FORCE) && debit.kind != crate::types::AccountKind::GiftCard;
         check_limits(debit, credit, amount, force)?;
         let original = original.clone();
         // Checked: from here on nothing fails.
@@ -679,8 +679,10 @@ fn check_overflows(debit: &Account, credit: &Account, amount: u128, pending: boo
     Ok(())
 }
 
-/// Balance limits; `force` (an operator's reversal) lifts the debit account's.
+/// Balance limits; `force` (an operator's reversal) lifts the debit account's, except a gift
+/// card's: a card never goes below zero (deactivation clears exactly what it holds).
 fn check_limits(debit: &Account, credit: &Account, amount: u128, force: bool) -> Checked<()> {
+    let force = force && debit.kind != crate::types::AccountKind::GiftCard;
     if let (Some(max), false) = (debit.debits_max(), force) {
         let b = &debit.balances;
         if b.debits_posted + b.debits_pending + amount > max {
