@@ -2,7 +2,8 @@
 //! Goal: writes through the leader reach every replica with identical state; a leader cut off
 //! is replaced and no acknowledged transfer is lost or applied twice (retries with the same ids
 //! answer `Exists`); a node that comes back catches up; a node added after the log was purged
-//! catches up by snapshot. Waits are on openraft's metrics, never on sleeps.
+//! catches up by snapshot. Waits are on openraft's metrics; the only sleep is a client's bounded
+//! retry backoff while an election runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -233,13 +234,9 @@ async fn three_nodes_replicate_fail_over_and_catch_up() {
     // Cut the leader off: the others elect a new one; retries of acknowledged transfers answer
     // `Exists`, new ones apply once.
     router.isolated.lock().unwrap().insert(1);
-    let leader = loop {
-        let leader = router.node(2).current_leader().await;
-        if matches!(leader, Some(2 | 3)) {
-            break leader.unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let elected = |m: &openraft::RaftMetrics<TypeConfig>| matches!(m.current_leader, Some(2 | 3));
+    let metrics = router.node(2).wait(WAIT).metrics(elected, "2 or 3 elected").await.unwrap();
+    let leader = metrics.current_leader.unwrap();
     let (retry, _) = write(&router, &[2, 3], &earn(100, 100)).await;
     assert_eq!(transfer_result(&retry), TransferResult::Exists);
     for n in 30..60u128 {
