@@ -150,11 +150,11 @@ fn raw_id() -> impl Strategy<Value = IdRef> {
 }
 
 fn own_id() -> impl Strategy<Value = IdRef> {
-    prop_oneof![6 => Just(IdRef::Fresh), 3 => (0u8..6).prop_map(IdRef::Recent), 6 => raw_id()]
+    prop_oneof![16 => Just(IdRef::Fresh), 3 => (0u8..6).prop_map(IdRef::Recent), 1 => raw_id()]
 }
 
 fn reference() -> impl Strategy<Value = IdRef> {
-    prop_oneof![4 => (0u8..4).prop_map(IdRef::Recent), 1 => Just(IdRef::Fresh), 8 => raw_id()]
+    prop_oneof![12 => (0u8..4).prop_map(IdRef::Recent), 1 => Just(IdRef::Fresh), 1 => raw_id()]
 }
 
 fn amount() -> impl Strategy<Value = u128> {
