@@ -237,6 +237,8 @@ impl Context {
             return Err(R::CreditAccountNotActive);
         }
         check_overflows(debit, credit, amount, false)?;
+        // An operator's FORCE lifts the debit limit, except a gift card's: a card never goes
+        // below zero (deactivation clears exactly what it holds).
         let force = t.flags.has(F::FORCE) && debit.kind != crate::types::AccountKind::GiftCard;
         check_limits(debit, credit, amount, force)?;
         let original = original.clone();
@@ -679,10 +681,8 @@ fn check_overflows(debit: &Account, credit: &Account, amount: u128, pending: boo
     Ok(())
 }
 
-/// Balance limits; `force` (an operator's reversal) lifts the debit account's, except a gift
-/// card's: a card never goes below zero (deactivation clears exactly what it holds).
+/// Balance limits; `force` lifts the debit account's (the caller decides when it may).
 fn check_limits(debit: &Account, credit: &Account, amount: u128, force: bool) -> Checked<()> {
-    let force = force && debit.kind != crate::types::AccountKind::GiftCard;
     if let (Some(max), false) = (debit.debits_max(), force) {
         let b = &debit.balances;
         if b.debits_posted + b.debits_pending + amount > max {
