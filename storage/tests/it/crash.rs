@@ -17,6 +17,11 @@ const CHILD_DIR: &str = "STORAGE_CRASH_CHILD_DIR";
 
 #[test]
 fn sigkill_loses_no_acknowledged_write() {
+    // Re-executed as the child (see `write_until_killed`): write until killed.
+    if let Some(dir) = std::env::var_os(CHILD_DIR) {
+        write_until_killed(dir.as_ref());
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng(0xdead);
     let mut acknowledged_log = 0u64;
@@ -24,7 +29,7 @@ fn sigkill_loses_no_acknowledged_write() {
     for round in 0..4 {
         let kill_after = 5 + rng.below(40);
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash::child_process_entry", "--nocapture", "--test-threads=1"])
+            .args(["--exact", "crash::sigkill_loses_no_acknowledged_write", "--nocapture"])
             .env(CHILD_DIR, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -65,13 +70,10 @@ fn sigkill_loses_no_acknowledged_write() {
     assert!(acknowledged_log > 0 && acknowledged_batches > 0);
 }
 
-/// The child's side of `sigkill_loses_no_acknowledged_write`; without the environment variable
-/// (a normal test run) it has nothing to do.
-#[test]
-fn child_process_entry() {
-    let Some(dir) = std::env::var_os(CHILD_DIR) else { return };
-    let store =
-        Store::open(RocksKv::open(dir.as_ref(), small_options()).unwrap(), CLUSTER).unwrap();
+/// The child's side: appends log entries and applies ledger batches through the store, and
+/// prints each acknowledgement only after its (synced) write returned.
+fn write_until_killed(dir: &std::path::Path) {
+    let store = Store::open(RocksKv::open(dir, small_options()).unwrap(), CLUSTER).unwrap();
     let mut next_index = store.log_bounds().unwrap().map_or(1, |(_, last)| last.index + 1);
     let mut batches = workload::setup();
     let mut rng = Rng(1);
