@@ -17,11 +17,11 @@ use crate::{Entry, LedgerRequest, LogId, Membership, StoredMembership, Vote};
 const MEMBERSHIP_NODES_MAX: u32 = 1_024;
 const ADDRESS_BYTES_MAX: usize = 1_024;
 
-fn invalid(what: impl std::fmt::Display) -> io::Error {
+pub(crate) fn invalid(what: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("raft codec: {what}"))
 }
 
-fn le(out: &mut Vec<u8>, value: u64) {
+pub(crate) fn le(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
@@ -31,13 +31,13 @@ pub fn log_id_encode(out: &mut Vec<u8>, log_id: &LogId) {
     le(out, log_id.index);
 }
 
-fn log_id_read(r: &mut Reader<'_>) -> Result<LogId, io::Error> {
+pub(crate) fn log_id_read(r: &mut Reader<'_>) -> Result<LogId, io::Error> {
     let (term, node_id, index) =
         (r.u64().map_err(invalid)?, r.u64().map_err(invalid)?, r.u64().map_err(invalid)?);
     Ok(LogId { leader_id: LeaderId { term, node_id }, index })
 }
 
-fn option_log_id_encode(out: &mut Vec<u8>, log_id: Option<&LogId>) {
+pub(crate) fn option_log_id_encode(out: &mut Vec<u8>, log_id: Option<&LogId>) {
     match log_id {
         None => out.push(0),
         Some(log_id) => {
@@ -47,7 +47,7 @@ fn option_log_id_encode(out: &mut Vec<u8>, log_id: Option<&LogId>) {
     }
 }
 
-fn option_log_id_read(r: &mut Reader<'_>) -> Result<Option<LogId>, io::Error> {
+pub(crate) fn option_log_id_read(r: &mut Reader<'_>) -> Result<Option<LogId>, io::Error> {
     match r.u8().map_err(invalid)? {
         0 => Ok(None),
         1 => Ok(Some(log_id_read(r)?)),
@@ -68,31 +68,41 @@ pub fn log_id_bytes(log_id: &LogId) -> Vec<u8> {
     out
 }
 
+pub(crate) fn vote_encode(out: &mut Vec<u8>, vote: &Vote) {
+    le(out, vote.leader_id.term);
+    le(out, vote.leader_id.node_id);
+    out.push(u8::from(vote.committed));
+}
+
+pub(crate) fn vote_read(r: &mut Reader<'_>) -> Result<Vote, io::Error> {
+    let leader_id =
+        LeaderId { term: r.u64().map_err(invalid)?, node_id: r.u64().map_err(invalid)? };
+    let committed = bool_read(r)?;
+    Ok(Vote { leader_id, committed })
+}
+
+pub(crate) fn bool_read(r: &mut Reader<'_>) -> Result<bool, io::Error> {
+    match r.u8().map_err(invalid)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        tag => Err(invalid(format!("boolean {tag}"))),
+    }
+}
+
 #[must_use]
 pub fn vote_bytes(vote: &Vote) -> Vec<u8> {
     let mut out = Vec::with_capacity(17);
-    le(&mut out, vote.leader_id.term);
-    le(&mut out, vote.leader_id.node_id);
-    out.push(u8::from(vote.committed));
+    vote_encode(&mut out, vote);
     out
 }
 
 /// # Errors
 /// `InvalidData` for bytes that are not a vote.
 pub fn vote_decode(bytes: &[u8]) -> Result<Vote, io::Error> {
-    exact(bytes, |r| {
-        let leader_id =
-            LeaderId { term: r.u64().map_err(invalid)?, node_id: r.u64().map_err(invalid)? };
-        let committed = match r.u8().map_err(invalid)? {
-            0 => false,
-            1 => true,
-            tag => return Err(invalid(format!("vote committed {tag}"))),
-        };
-        Ok(Vote { leader_id, committed })
-    })
+    exact(bytes, vote_read)
 }
 
-fn membership_encode(out: &mut Vec<u8>, membership: &Membership) {
+pub(crate) fn membership_encode(out: &mut Vec<u8>, membership: &Membership) {
     let configs = membership.get_joint_config();
     out.extend_from_slice(&u32::try_from(configs.len()).expect("few configs").to_le_bytes());
     for config in configs {
@@ -116,7 +126,7 @@ fn count(r: &mut Reader<'_>) -> Result<u32, io::Error> {
     Ok(count)
 }
 
-fn membership_read(r: &mut Reader<'_>) -> Result<Membership, io::Error> {
+pub(crate) fn membership_read(r: &mut Reader<'_>) -> Result<Membership, io::Error> {
     let configs = (0..count(r)?)
         .map(|_| {
             (0..count(r)?).map(|_| r.u64().map_err(invalid)).collect::<Result<BTreeSet<_>, _>>()
@@ -156,43 +166,49 @@ pub fn applied_decode(bytes: &[u8]) -> Result<(Option<LogId>, StoredMembership),
     })
 }
 
-#[must_use]
-pub fn entry_bytes(entry: &Entry) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    log_id_encode(&mut out, &entry.log_id);
+pub(crate) fn entry_encode(out: &mut Vec<u8>, entry: &Entry) {
+    log_id_encode(out, &entry.log_id);
     match &entry.payload {
         EntryPayload::Blank => out.push(0),
         EntryPayload::Normal(LedgerRequest(batch)) => {
             out.push(1);
-            batch.encode(&mut out);
+            batch.encode(out);
         }
         EntryPayload::Membership(membership) => {
             out.push(2);
-            membership_encode(&mut out, membership);
+            membership_encode(out, membership);
         }
     }
+}
+
+pub(crate) fn entry_read(r: &mut Reader<'_>) -> Result<Entry, io::Error> {
+    let log_id = log_id_read(r)?;
+    let payload = match r.u8().map_err(invalid)? {
+        0 => EntryPayload::Blank,
+        1 => EntryPayload::Normal(LedgerRequest(
+            ledger_sm::command::Batch::decode(r).map_err(invalid)?,
+        )),
+        2 => EntryPayload::Membership(membership_read(r)?),
+        tag => return Err(invalid(format!("payload tag {tag}"))),
+    };
+    Ok(Entry { log_id, payload })
+}
+
+#[must_use]
+pub fn entry_bytes(entry: &Entry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    entry_encode(&mut out, entry);
     out
 }
 
 /// # Errors
 /// `InvalidData` for bytes that are not an entry.
 pub fn entry_decode(bytes: &[u8]) -> Result<Entry, io::Error> {
-    exact(bytes, |r| {
-        let log_id = log_id_read(r)?;
-        let payload = match r.u8().map_err(invalid)? {
-            0 => EntryPayload::Blank,
-            1 => EntryPayload::Normal(LedgerRequest(
-                ledger_sm::command::Batch::decode(r).map_err(invalid)?,
-            )),
-            2 => EntryPayload::Membership(membership_read(r)?),
-            tag => return Err(invalid(format!("payload tag {tag}"))),
-        };
-        Ok(Entry { log_id, payload })
-    })
+    exact(bytes, entry_read)
 }
 
 /// Runs `read` over all of `bytes`; leftovers are an error.
-fn exact<T>(
+pub(crate) fn exact<T>(
     bytes: &[u8],
     read: impl FnOnce(&mut Reader<'_>) -> Result<T, io::Error>,
 ) -> Result<T, io::Error> {

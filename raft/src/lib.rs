@@ -3,20 +3,35 @@
 //!
 //! It is the only crate that names `openraft::`, so an openraft upgrade touches this crate alone;
 //! openraft's values reach storage only through `codec`, our own stable encoding, never through
-//! openraft's serde layout. Not here yet: the gRPC transport, node lifecycle, the write batcher
+//! openraft's serde layout, and messages between nodes only through `wire`, built on `codec`.
+//! `node` runs one member: raft over the gRPC transport (`network` and `service`), the leader's
+//! write batcher (`batcher`), `Tick` proposals, read barriers and membership operations
 //! (see `docs/ARCHITECTURE.md`).
 //!
 //! One raft entry carries one ledger `Batch`, so an entry's effects and its applied log id are
 //! persisted in one atomic write.
 
+mod batcher;
 pub mod codec;
 pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod service;
 pub mod state_machine;
+pub mod wire;
+
+/// The internal service's generated code.
+#[allow(clippy::pedantic, clippy::all, missing_debug_implementations)]
+pub mod proto {
+    tonic::include_proto!("localplus.raft.v1");
+}
 
 use ledger_sm::command::Batch;
 use ledger_sm::result::Results;
 
+pub use batcher::WriteError;
 pub use log_store::LogStore;
+pub use node::{AdminError, Consistency, Member, Node, NodeConfig, Status};
 pub use state_machine::{SnapshotData, StateMachine};
 
 /// What a raft entry carries: one ledger batch, stamped by the leader.
@@ -54,3 +69,6 @@ pub type Vote = openraft::alias::VoteOf<TypeConfig>;
 pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 pub type Membership = openraft::Membership<u64, openraft::impls::BasicNode>;
+
+/// A raft instance of the ledger over storage engine `K`.
+pub type RaftHandle<K> = openraft::Raft<TypeConfig, StateMachine<K>>;

@@ -171,6 +171,15 @@ fn invalid(reason: impl Into<String>) -> StorageError {
     StorageError::SnapshotInvalid(reason.into())
 }
 
+/// Checks a received snapshot stream (chunk checksums, the end chunk's BLAKE3 over all rows)
+/// without installing it, so a damaged transfer is refused before it reaches raft.
+///
+/// # Errors
+/// `Corrupt` for a damaged or incomplete stream.
+pub fn verify_chunks(chunks: &[Vec<u8>]) -> Result<(), StorageError> {
+    verify(chunks).map(|_| ())
+}
+
 /// Every row of a verified stream.
 fn verify(chunks: &[Vec<u8>]) -> Result<Vec<Row>, StorageError> {
     let total: usize = chunks.iter().map(Vec::len).sum();

@@ -1,0 +1,237 @@
+//! `ledgerd`'s configuration: a TOML file, overridden by environment variables
+//! (`LEDGERD_<KEY>`), overridden by flags (`--<key>`). One struct names every key once, for all
+//! three sources; unknown keys in the file are errors, so a typo never passes silently.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use raft::network::Deadlines;
+use raft::NodeConfig;
+use serde::Deserialize;
+
+/// Every setting of a node. In the file, keys are as below with `_`; as flags, with `-`.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// This node's id: non-zero, unique in the cluster.
+    #[arg(long, env = "LEDGERD_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// The cluster's id: non-zero; a data directory of another cluster is refused.
+    #[arg(long, env = "LEDGERD_CLUSTER_ID")]
+    pub cluster_id: Option<u64>,
+    /// Where the node listens for clients and peers [default: 127.0.0.1:7001].
+    #[arg(long, env = "LEDGERD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// The address peers and forwarded clients reach this node at [default: listen].
+    #[arg(long, env = "LEDGERD_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// The node's RocksDB directory (created if missing).
+    #[arg(long, env = "LEDGERD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Leader heartbeat interval [default: 100].
+    #[arg(long, env = "LEDGERD_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// A follower starts an election after a random timeout in [min, max] [default: 1000].
+    #[arg(long, env = "LEDGERD_ELECTION_TIMEOUT_MIN_MS")]
+    pub election_timeout_min_ms: Option<u64>,
+    /// [default: 2000].
+    #[arg(long, env = "LEDGERD_ELECTION_TIMEOUT_MAX_MS")]
+    pub election_timeout_max_ms: Option<u64>,
+    /// Build a snapshot after this many applied entries [default: 10000].
+    #[arg(long, env = "LEDGERD_SNAPSHOT_AFTER_ENTRIES")]
+    pub snapshot_after_entries: Option<u64>,
+    /// Entries kept behind a snapshot for followers briefly behind [default: 1000].
+    #[arg(long, env = "LEDGERD_LOGS_KEPT_AFTER_SNAPSHOT")]
+    pub logs_kept_after_snapshot: Option<u64>,
+    /// Deadline of one internal RPC [default: 5000].
+    #[arg(long, env = "LEDGERD_RPC_TIMEOUT_MS")]
+    pub rpc_timeout_ms: Option<u64>,
+    /// Deadline of connecting to a peer [default: 1000].
+    #[arg(long, env = "LEDGERD_CONNECT_TIMEOUT_MS")]
+    pub connect_timeout_ms: Option<u64>,
+    /// Deadline of one whole snapshot transfer [default: 600000].
+    #[arg(long, env = "LEDGERD_SNAPSHOT_TIMEOUT_MS")]
+    pub snapshot_timeout_ms: Option<u64>,
+    /// Client write requests that may wait for the leader's batcher [default: 16384].
+    #[arg(long, env = "LEDGERD_WRITE_QUEUE")]
+    pub write_queue: Option<usize>,
+    /// Raft entries the batcher keeps in flight [default: 4].
+    #[arg(long, env = "LEDGERD_ENTRIES_IN_FLIGHT")]
+    pub entries_in_flight: Option<usize>,
+    /// How often the leader looks for due holds and expiring lots [default: 1000].
+    #[arg(long, env = "LEDGERD_TICK_INTERVAL_MS")]
+    pub tick_interval_ms: Option<u64>,
+    /// Log filter, in `tracing` syntax [default: info].
+    #[arg(long, env = "LEDGERD_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// `text` or `json` [default: text].
+    #[arg(long, env = "LEDGERD_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+macro_rules! overlay {
+    ($top:expr, $bottom:expr, $($field:ident),+ $(,)?) => {
+        Settings { $($field: $top.$field.or($bottom.$field)),+ }
+    };
+}
+
+impl Settings {
+    /// `self` where set, else `under`.
+    #[must_use]
+    pub fn over(self, under: Self) -> Self {
+        overlay!(
+            self,
+            under,
+            node_id,
+            cluster_id,
+            listen,
+            advertise,
+            data_dir,
+            heartbeat_ms,
+            election_timeout_min_ms,
+            election_timeout_max_ms,
+            snapshot_after_entries,
+            logs_kept_after_snapshot,
+            rpc_timeout_ms,
+            connect_timeout_ms,
+            snapshot_timeout_ms,
+            write_queue,
+            entries_in_flight,
+            tick_interval_ms,
+            log_level,
+            log_format,
+        )
+    }
+
+    /// Reads a TOML file of settings.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not TOML, or has an unknown key or a wrong type.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A node's configuration, complete and checked.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub listen: SocketAddr,
+    pub advertise: String,
+    pub data_dir: PathBuf,
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+fn required<T>(value: Option<T>, key: &str) -> Result<T, String> {
+    value.ok_or_else(|| {
+        format!(
+            "{key} is required (config key {key}, LEDGERD_{}, or --{})",
+            key.to_uppercase(),
+            key.replace('_', "-")
+        )
+    })
+}
+
+impl Config {
+    /// Completes `settings` with defaults and checks them.
+    ///
+    /// # Errors
+    /// A missing required key, or a value out of range (says which).
+    pub fn resolve(settings: Settings) -> Result<Self, String> {
+        let node_id = required(settings.node_id, "node_id")?;
+        let cluster_id = required(settings.cluster_id, "cluster_id")?;
+        if node_id == 0 || cluster_id == 0 {
+            return Err("node_id and cluster_id must be non-zero".into());
+        }
+        let listen = settings.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7001)));
+        let mut node = NodeConfig::new(node_id, cluster_id);
+        let set = |value: Option<u64>, default: u64| value.unwrap_or(default);
+        node.heartbeat_ms = set(settings.heartbeat_ms, node.heartbeat_ms);
+        node.election_timeout_min_ms =
+            set(settings.election_timeout_min_ms, node.election_timeout_min_ms);
+        node.election_timeout_max_ms =
+            set(settings.election_timeout_max_ms, node.election_timeout_max_ms);
+        node.snapshot_after_entries =
+            set(settings.snapshot_after_entries, node.snapshot_after_entries);
+        node.logs_kept_after_snapshot =
+            set(settings.logs_kept_after_snapshot, node.logs_kept_after_snapshot);
+        let millis =
+            |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_millis);
+        node.deadlines = Deadlines {
+            connect: millis(settings.connect_timeout_ms, node.deadlines.connect),
+            rpc: millis(settings.rpc_timeout_ms, node.deadlines.rpc),
+            snapshot: millis(settings.snapshot_timeout_ms, node.deadlines.snapshot),
+        };
+        node.write_queue = settings.write_queue.unwrap_or(node.write_queue);
+        node.entries_in_flight = settings.entries_in_flight.unwrap_or(node.entries_in_flight);
+        node.tick_interval = millis(settings.tick_interval_ms, node.tick_interval);
+        if node.heartbeat_ms == 0 || node.election_timeout_min_ms <= node.heartbeat_ms {
+            return Err("heartbeat_ms must be non-zero and below election_timeout_min_ms".into());
+        }
+        if node.write_queue == 0 || node.entries_in_flight == 0 || node.tick_interval.is_zero() {
+            return Err(
+                "write_queue, entries_in_flight and tick_interval_ms must be non-zero".into()
+            );
+        }
+        let log_format = match settings.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(format!("log_format {other:?}: expected text or json")),
+        };
+        Ok(Self {
+            node,
+            listen,
+            advertise: settings.advertise.unwrap_or_else(|| listen.to_string()),
+            data_dir: required(settings.data_dir, "data_dir")?,
+            log_level: settings.log_level.unwrap_or_else(|| "info".into()),
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_over_file_over_defaults() {
+        let file: Settings = toml::from_str(
+            "node_id = 2\ncluster_id = 9\ndata_dir = \"/tmp/n2\"\nheartbeat_ms = 50\nlisten = \"127.0.0.1:7002\"",
+        )
+        .unwrap();
+        let flags = Settings { heartbeat_ms: Some(70), ..Settings::default() };
+        let config = Config::resolve(flags.over(file)).unwrap();
+        assert_eq!(config.node.heartbeat_ms, 70);
+        assert_eq!((config.node.id, config.node.cluster_id), (2, 9));
+        assert_eq!(config.advertise, "127.0.0.1:7002");
+        assert_eq!(config.node.election_timeout_max_ms, 2_000);
+    }
+
+    #[test]
+    fn bad_settings_say_what_is_wrong() {
+        let typo = toml::from_str::<Settings>("node_idd = 1");
+        assert!(typo.unwrap_err().to_string().contains("node_idd"));
+        let missing = Config::resolve(Settings { node_id: Some(1), ..Settings::default() });
+        assert!(missing.unwrap_err().contains("cluster_id is required"));
+        let zero = Settings { node_id: Some(0), cluster_id: Some(1), ..Settings::default() };
+        assert!(Config::resolve(zero).unwrap_err().contains("non-zero"));
+        let format = Settings {
+            node_id: Some(1),
+            cluster_id: Some(1),
+            data_dir: Some("d".into()),
+            log_format: Some("xml".into()),
+            ..Settings::default()
+        };
+        assert!(Config::resolve(format).unwrap_err().contains("xml"));
+    }
+}

@@ -1,0 +1,263 @@
+//! The leader's write batcher: group commit. Concurrent client requests wait in a bounded queue
+//! (a full queue is backpressure, answered at once, never an unbounded wait); the batcher takes
+//! as many as are waiting when an entry can go out and proposes them as one raft entry, so one
+//! fsync on a quorum serves them all. A few entries may be in flight at once (openraft
+//! pipelines them); while they are, the queue fills and the next entry is larger.
+//!
+//! Requests merge only when merging cannot change what any of them means: the same operation
+//! kind (accounts or transfers), each request's linked chain closed within itself, and at most
+//! `BATCH_EVENTS_MAX` events in all. Applying the merged batch is then the same as applying the
+//! requests one after another: `ledger-sm` applies events in order, each seeing the ones before.
+//! Everything else is proposed alone.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ledger_sm::command::{Batch, Operation};
+use ledger_sm::constants::BATCH_EVENTS_MAX;
+use ledger_sm::result::Results;
+use ledger_sm::types::{AccountFlags, Timestamp, TransferFlags};
+use openraft::error::{ClientWriteError, RaftError};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::{LedgerRequest, LedgerResponse, RaftHandle, TypeConfig};
+
+/// Why a write was not applied. Only `Rejected` is certain to have changed nothing; the others
+/// may or may not have applied, and a retry with the same ids is safe either way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteError {
+    /// This node does not lead; the leader, if known: its id and address.
+    NotLeader(Option<(u64, String)>),
+    /// The write queue is full: back off and retry.
+    Overloaded,
+    /// The node is shutting down or raft failed.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotLeader(Some((id, address))) => {
+                write!(f, "not the leader; node {id} at {address} leads")
+            }
+            Self::NotLeader(None) => write!(f, "not the leader, and no leader is known yet"),
+            Self::Overloaded => write!(f, "write queue full; retry with the same ids"),
+            Self::Unavailable(why) => write!(f, "unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+pub(crate) type Reply = oneshot::Sender<Result<Results, WriteError>>;
+
+/// A client request waiting in the queue.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub operation: Operation,
+    pub reply: Reply,
+}
+
+/// How a request may merge with its neighbours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Accounts,
+    Transfers,
+    Alone,
+}
+
+fn kind(operation: &Operation) -> Kind {
+    match operation {
+        Operation::CreateAccounts(events)
+            if events.last().is_some_and(|a| !a.flags.has(AccountFlags::LINKED)) =>
+        {
+            Kind::Accounts
+        }
+        Operation::CreateTransfers(events)
+            if events.last().is_some_and(|t| t.flags.0 & TransferFlags::LINKED == 0) =>
+        {
+            Kind::Transfers
+        }
+        _ => Kind::Alone,
+    }
+}
+
+fn merge(into: &mut Operation, from: Operation) {
+    match (into, from) {
+        (Operation::CreateAccounts(into), Operation::CreateAccounts(from)) => into.extend(from),
+        (Operation::CreateTransfers(into), Operation::CreateTransfers(from)) => into.extend(from),
+        _ => unreachable!("only requests of one mergeable kind merge"),
+    }
+}
+
+/// Splits the results of a merged entry back into each request's share, in order.
+fn split(results: Results, sizes: &[usize]) -> Vec<Results> {
+    fn chunks<T>(mut all: Vec<T>, sizes: &[usize], wrap: fn(Vec<T>) -> Results) -> Vec<Results> {
+        assert_eq!(all.len(), sizes.iter().sum::<usize>(), "one result per event");
+        let mut out = Vec::with_capacity(sizes.len());
+        for size in sizes.iter().rev() {
+            out.push(wrap(all.split_off(all.len() - size)));
+        }
+        out.reverse();
+        out
+    }
+    match results {
+        Results::CreateAccounts(all) => chunks(all, sizes, Results::CreateAccounts),
+        Results::CreateTransfers(all) => chunks(all, sizes, Results::CreateTransfers),
+        other => {
+            assert_eq!(sizes.len(), 1, "only account and transfer requests merge");
+            vec![other]
+        }
+    }
+}
+
+/// The leader's clock in nanoseconds since the epoch. `ledger-sm` keeps timestamps strictly
+/// increasing whatever the clock does.
+pub(crate) fn wall_clock() -> Timestamp {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// Runs the batcher until every sender is gone.
+pub(crate) async fn run(
+    raft: RaftHandle<impl storage::Kv + 'static>,
+    mut queue: mpsc::Receiver<Pending>,
+    inflight: usize,
+) {
+    let inflight = Arc::new(Semaphore::new(inflight.max(1)));
+    let mut carry: Option<Pending> = None;
+    loop {
+        let first = match carry.take() {
+            Some(pending) => pending,
+            None => match queue.recv().await {
+                Some(pending) => pending,
+                None => return,
+            },
+        };
+        let Ok(permit) = Arc::clone(&inflight).acquire_owned().await else { return };
+        // Everything queued while we waited for a slot joins this entry, if it may.
+        let (operation, replies) = gather(first, &mut queue, &mut carry);
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let batch = Batch { now: wall_clock(), operation };
+            let outcome = raft.client_write(LedgerRequest(batch)).await;
+            drop(permit);
+            answer(outcome, replies);
+        });
+    }
+}
+
+/// The entry `first` leads: it and every queued request that may merge with it. The first
+/// request that may not is left in `carry` for the next entry.
+fn gather(
+    first: Pending,
+    queue: &mut mpsc::Receiver<Pending>,
+    carry: &mut Option<Pending>,
+) -> (Operation, Vec<(Reply, usize)>) {
+    let group_kind = kind(&first.operation);
+    let mut events = first.operation.len();
+    let mut operation = first.operation;
+    let mut replies = vec![(first.reply, events)];
+    if group_kind == Kind::Alone {
+        return (operation, replies);
+    }
+    while let Ok(next) = queue.try_recv() {
+        if next.reply.is_closed() {
+            continue; // Its caller gave up; it will retry with the same ids if it cares.
+        }
+        let size = next.operation.len();
+        if kind(&next.operation) != group_kind || events + size > BATCH_EVENTS_MAX as usize {
+            *carry = Some(next);
+            break;
+        }
+        events += size;
+        merge(&mut operation, next.operation);
+        replies.push((next.reply, size));
+    }
+    (operation, replies)
+}
+
+type WriteOutcome = Result<
+    openraft::raft::ClientWriteResponse<TypeConfig>,
+    RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+>;
+
+fn answer(outcome: WriteOutcome, replies: Vec<(Reply, usize)>) {
+    match outcome {
+        Ok(response) => {
+            let LedgerResponse(results) = response.data;
+            let sizes: Vec<usize> = replies.iter().map(|(_, size)| *size).collect();
+            for ((reply, _), results) in replies.into_iter().zip(split(results, &sizes)) {
+                let _ = reply.send(Ok(results)); // A caller that gave up is not an error.
+            }
+        }
+        Err(error) => {
+            let error = write_error(&error);
+            for (reply, _) in replies {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+pub(crate) fn write_error(
+    error: &RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+) -> WriteError {
+    match error {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => WriteError::NotLeader(
+            forward.leader_id.zip(forward.leader_node.as_ref().map(|node| node.addr.clone())),
+        ),
+        other => WriteError::Unavailable(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_sm::command::NewTransfer;
+    use ledger_sm::result::{TransferOutcome, TransferResult};
+    use ledger_sm::types::TransferId;
+
+    fn transfers(ids: &[u128], linked_last: bool) -> Operation {
+        let mut events: Vec<NewTransfer> = ids
+            .iter()
+            .map(|id| NewTransfer { id: TransferId(*id), ..NewTransfer::default() })
+            .collect();
+        if linked_last {
+            events.last_mut().unwrap().flags = TransferFlags(TransferFlags::LINKED);
+        }
+        Operation::CreateTransfers(events)
+    }
+
+    #[test]
+    fn only_closed_chains_of_one_kind_merge() {
+        assert_eq!(kind(&transfers(&[1, 2], false)), Kind::Transfers);
+        assert_eq!(kind(&transfers(&[1, 2], true)), Kind::Alone);
+        assert_eq!(kind(&Operation::CreateTransfers(Vec::new())), Kind::Alone);
+        assert_eq!(kind(&Operation::Tick), Kind::Alone);
+        let mut merged = transfers(&[1], false);
+        merge(&mut merged, transfers(&[2, 3], false));
+        assert_eq!(merged, transfers(&[1, 2, 3], false));
+    }
+
+    #[test]
+    fn results_split_back_in_order() {
+        let outcome = |amount| TransferOutcome {
+            result: TransferResult::Ok,
+            timestamp: Timestamp(amount),
+            amount: u128::from(amount),
+            debit: None,
+            credit: None,
+        };
+        let all = Results::CreateTransfers((1..=6).map(outcome).collect());
+        let parts = split(all, &[1, 3, 2]);
+        let amounts: Vec<Vec<u128>> = parts
+            .iter()
+            .map(|r| match r {
+                Results::CreateTransfers(o) => o.iter().map(|o| o.amount).collect(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(amounts, vec![vec![1], vec![2, 3, 4], vec![5, 6]]);
+    }
+}

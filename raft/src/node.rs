@@ -1,0 +1,639 @@
+//! One ledger node: openraft over our storage and transport, the leader's write batcher, the
+//! leader's `Tick` proposals, read barriers (linearizable and bounded-staleness), and cluster
+//! membership operations that are safe to re-run after a crash mid-change.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ledger_sm::command::Operation;
+use ledger_sm::result::Results;
+use ledger_sm::state::StateRead;
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::impls::BasicNode;
+use openraft::{ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
+use storage::{Kv, Store};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::batcher::{self, write_error, Pending, WriteError};
+use crate::network::{Channels, Deadlines, Network};
+use crate::proto::raft_client::RaftClient;
+use crate::proto::raft_server::RaftServer;
+use crate::proto::ReadIndexRequest;
+use crate::service::RaftService;
+use crate::{LogStore, RaftHandle, StateMachine, TypeConfig};
+
+/// How a node runs. Times in milliseconds where openraft wants them so.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub id: u64,
+    pub cluster_id: u64,
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many applied entries.
+    pub snapshot_after_entries: u64,
+    /// Entries kept in the log behind a snapshot, for followers that are briefly behind.
+    pub logs_kept_after_snapshot: u64,
+    pub deadlines: Deadlines,
+    /// Client requests that may wait for the batcher; beyond it, writes answer `Overloaded`.
+    pub write_queue: usize,
+    /// Raft entries the batcher may have in flight at once.
+    pub entries_in_flight: usize,
+    /// How often the leader looks for due holds and lots.
+    pub tick_interval: Duration,
+}
+
+impl NodeConfig {
+    /// Defaults for a node on a LAN (heartbeat 100 ms, elections after 1–2 s).
+    #[must_use]
+    pub fn new(id: u64, cluster_id: u64) -> Self {
+        Self {
+            id,
+            cluster_id,
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 1_000,
+            election_timeout_max_ms: 2_000,
+            snapshot_after_entries: 10_000,
+            logs_kept_after_snapshot: 1_000,
+            deadlines: Deadlines::default(),
+            write_queue: 16_384,
+            entries_in_flight: 4,
+            tick_interval: Duration::from_secs(1),
+        }
+    }
+
+    fn raft_config(&self) -> Result<Config, String> {
+        let config = Config {
+            cluster_name: format!("ledger-{}", self.cluster_id),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            enable_pre_vote: Some(true),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
+            max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
+            ..Config::default()
+        };
+        config.validate().map_err(|e| e.to_string())
+    }
+}
+
+/// What a membership or leadership operation may fail with. Each says what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminError {
+    NotLeader(Option<(u64, String)>),
+    /// The request contradicts the cluster as it is (names the difference).
+    Conflict(String),
+    /// The node named is not a member.
+    UnknownNode(u64),
+    /// The change would leave fewer reachable voters than a quorum.
+    WouldLoseQuorum(String),
+    /// The request is malformed (says how).
+    Invalid(String),
+    Unavailable(String),
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotLeader(leader) => WriteError::NotLeader(leader.clone()).fmt(f),
+            Self::Conflict(why) => write!(f, "conflict: {why}"),
+            Self::UnknownNode(id) => write!(f, "node {id} is not a member of this cluster"),
+            Self::WouldLoseQuorum(why) => write!(f, "refused, it would lose quorum: {why}"),
+            Self::Invalid(why) => write!(f, "invalid request: {why}"),
+            Self::Unavailable(why) => write!(f, "unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for AdminError {}
+
+impl From<RaftError<TypeConfig, ClientWriteError<TypeConfig>>> for AdminError {
+    fn from(error: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Self {
+        match write_error(&error) {
+            WriteError::NotLeader(leader) => Self::NotLeader(leader),
+            _ => match error {
+                RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+                    Self::Conflict(e.to_string())
+                }
+                other => Self::Unavailable(other.to_string()),
+            },
+        }
+    }
+}
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consistency {
+    /// Sees every write acknowledged before the read began (read index through the leader).
+    Linearizable,
+    /// May be served by this replica if it heard from the leader within `max` and has applied
+    /// what the leader had committed then; otherwise falls back to `Linearizable`.
+    BoundedStaleness { max: Duration },
+}
+
+/// When this node last heard from a leader, and the commit index it was told.
+#[derive(Debug, Default)]
+pub(crate) struct Contact(Mutex<Option<(Instant, u64)>>);
+
+impl Contact {
+    pub(crate) fn heard(&self, commit: u64) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), commit));
+    }
+
+    fn within(&self, max: Duration) -> Option<u64> {
+        let contact = *self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        contact.filter(|(at, _)| at.elapsed() <= max).map(|(_, commit)| commit)
+    }
+}
+
+/// A member as the status reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    pub address: String,
+    pub voter: bool,
+    /// On the leader: the last log index known replicated to this member.
+    pub matched: Option<u64>,
+    /// On the leader: milliseconds since this member last acknowledged the leader.
+    pub last_ack_ms: Option<u64>,
+}
+
+/// One node's view of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub id: u64,
+    pub cluster_id: u64,
+    pub role: String,
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub last_log_index: Option<u64>,
+    pub committed: Option<u64>,
+    pub applied: Option<u64>,
+    pub snapshot: Option<u64>,
+    pub purged: Option<u64>,
+    pub members: Vec<Member>,
+    /// Whether the last membership change is committed (no joint configuration pending).
+    pub membership_settled: bool,
+    pub state_hash: u128,
+}
+
+/// A running node. Cheap to clone; every clone drives the same node.
+#[derive(Debug)]
+pub struct Node<K: Kv + 'static> {
+    inner: Arc<Inner<K>>,
+}
+
+impl<K: Kv + 'static> Clone for Node<K> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+#[derive(Debug)]
+struct Inner<K: Kv + 'static> {
+    config: NodeConfig,
+    raft: RaftHandle<K>,
+    store: Arc<Store<K>>,
+    channels: Channels,
+    contact: Arc<Contact>,
+    writes: mpsc::Sender<Pending>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl<K: Kv + 'static> Node<K> {
+    /// Starts a node over `store` (opened with the same cluster id).
+    ///
+    /// # Errors
+    /// An invalid configuration, or storage that cannot be read.
+    pub async fn start(config: NodeConfig, store: Arc<Store<K>>) -> Result<Self, String> {
+        let raft_config = Arc::new(config.raft_config()?);
+        let channels = Channels::new(config.deadlines);
+        let network = Network::new(config.id, config.cluster_id, channels.clone());
+        let raft = openraft::Raft::new(
+            config.id,
+            raft_config,
+            network,
+            LogStore::new(Arc::clone(&store)),
+            StateMachine::new(Arc::clone(&store)),
+        )
+        .await
+        .map_err(|e| format!("raft failed to start: {e}"))?;
+        let (writes, queue) = mpsc::channel(config.write_queue.max(1));
+        let batcher = tokio::spawn(batcher::run(raft.clone(), queue, config.entries_in_flight));
+        let inner = Arc::new(Inner {
+            config,
+            raft,
+            store,
+            channels,
+            contact: Arc::default(),
+            writes,
+            tasks: Mutex::new(vec![batcher]),
+        });
+        let ticker = tokio::spawn(tick_loop(Arc::downgrade(&inner)));
+        inner.tasks.lock().unwrap_or_else(PoisonError::into_inner).push(ticker);
+        Ok(Self { inner })
+    }
+
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.inner.config.id
+    }
+
+    /// The store, for reads after a `read_barrier`.
+    #[must_use]
+    pub fn store(&self) -> &Arc<Store<K>> {
+        &self.inner.store
+    }
+
+    /// The internal raft service, to mount on this node's gRPC server.
+    #[must_use]
+    pub fn raft_service(&self) -> RaftServer<RaftService<K>> {
+        let service = RaftService::new(
+            self.inner.raft.clone(),
+            self.inner.config.cluster_id,
+            Arc::clone(&self.inner.contact),
+        );
+        RaftServer::new(service)
+            .max_decoding_message_size(crate::service::MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(crate::service::MESSAGE_BYTES_MAX)
+    }
+
+    /// The leader as this node knows it: id and address.
+    #[must_use]
+    pub fn leader(&self) -> Option<(u64, String)> {
+        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        let leader = metrics.current_leader?;
+        let node = metrics.membership_config.membership().get_node(&leader)?;
+        Some((leader, node.addr.clone()))
+    }
+
+    fn not_leader(&self) -> Option<(u64, String)> {
+        self.leader().filter(|(id, _)| *id != self.id())
+    }
+
+    /// Applies `operation` through the leader's batcher. Only the leader takes writes; other
+    /// nodes answer `NotLeader` with the leader's address (the `api` layer forwards there).
+    ///
+    /// # Errors
+    /// `WriteError`: not the leader, the queue is full, or raft is unavailable.
+    pub async fn write(&self, operation: Operation) -> Result<Results, WriteError> {
+        if !self.inner.raft.is_leader() {
+            return Err(WriteError::NotLeader(self.not_leader()));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.inner.writes.try_send(Pending { operation, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => WriteError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => WriteError::Unavailable("shutting down".into()),
+        })?;
+        answer.await.map_err(|_| WriteError::Unavailable("the batcher stopped".into()))?
+    }
+
+    /// Waits until a read of this node's store is as fresh as `consistency` asks.
+    ///
+    /// # Errors
+    /// No leader to confirm the read with, or the leader did not answer in time.
+    pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), WriteError> {
+        if let Consistency::BoundedStaleness { max } = consistency {
+            if self.inner.raft.is_leader() {
+                return Ok(());
+            }
+            if let Some(commit) = self.inner.contact.within(max) {
+                return self.wait_applied(commit).await;
+            }
+        }
+        let index = if self.inner.raft.is_leader() {
+            let read = self
+                .inner
+                .raft
+                .ensure_linearizable(ReadPolicy::ReadIndex)
+                .await
+                .map_err(|e| WriteError::Unavailable(e.to_string()))?;
+            read.index()
+        } else {
+            self.remote_read_index().await?
+        };
+        self.wait_applied(index).await
+    }
+
+    async fn remote_read_index(&self) -> Result<u64, WriteError> {
+        let (_, address) = self.not_leader().ok_or(WriteError::NotLeader(None))?;
+        let channel = self.inner.channels.channel(&address).map_err(WriteError::Unavailable)?;
+        let mut request =
+            tonic::Request::new(ReadIndexRequest { cluster_id: self.inner.config.cluster_id });
+        request.set_timeout(self.inner.config.deadlines.rpc);
+        let reply = RaftClient::new(channel).read_index(request).await.map_err(|status| {
+            WriteError::Unavailable(format!("read index: {}", status.message()))
+        })?;
+        Ok(reply.into_inner().index)
+    }
+
+    async fn wait_applied(&self, index: u64) -> Result<(), WriteError> {
+        if index == 0 {
+            return Ok(());
+        }
+        self.inner
+            .raft
+            .wait(Some(self.inner.config.deadlines.rpc))
+            .applied_index_at_least(Some(index), "read barrier")
+            .await
+            .map(|_| ())
+            .map_err(|e| WriteError::Unavailable(format!("replica did not catch up: {e}")))
+    }
+
+    /// The leader's read index, for a follower's linearizable read.
+    pub(crate) async fn leader_read_index(raft: &RaftHandle<K>) -> Result<u64, String> {
+        let read =
+            raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| e.to_string())?;
+        Ok(read.index())
+    }
+
+    /// This node's view of the cluster.
+    ///
+    /// # Errors
+    /// The store's metadata cannot be read.
+    pub fn status(&self) -> Result<Status, String> {
+        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let replication = metrics.replication.clone().unwrap_or_default();
+        let heartbeat = metrics.heartbeat.clone().unwrap_or_default();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| Member {
+                id: *id,
+                address: node.addr.clone(),
+                voter: voters.contains(id),
+                matched: replication.get(id).and_then(|m| m.as_ref().map(|l| l.index)),
+                last_ack_ms: heartbeat
+                    .get(id)
+                    .and_then(|at| at.as_ref().map(|at| millis(openraft::Instant::elapsed(&**at)))),
+            })
+            .collect();
+        let state_hash = self.inner.store.meta().map_err(|e| e.to_string())?.state_hash;
+        Ok(Status {
+            id: self.id(),
+            cluster_id: self.inner.config.cluster_id,
+            role: role_name(metrics.state).to_owned(),
+            term: metrics.current_term,
+            leader: metrics.current_leader,
+            last_log_index: metrics.last_log_index,
+            committed: metrics.cluster_committed.map(|l| l.index),
+            applied: metrics.last_applied.map(|l| l.index),
+            snapshot: metrics.snapshot.map(|l| l.index),
+            purged: metrics.purged.map(|l| l.index),
+            members,
+            membership_settled: metrics.membership_config == metrics.committed_membership_config,
+            state_hash,
+        })
+    }
+
+    /// Stops raft and the node's tasks. The store stays open for its owner to drop.
+    pub async fn shutdown(&self) {
+        let tasks =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        for task in &tasks {
+            task.abort();
+        }
+        let _ = self.inner.raft.shutdown().await;
+    }
+
+    pub(crate) fn raft(&self) -> &RaftHandle<K> {
+        &self.inner.raft
+    }
+
+    pub(crate) fn leader_check(&self) -> Result<(), AdminError> {
+        if self.inner.raft.is_leader() {
+            Ok(())
+        } else {
+            Err(AdminError::NotLeader(self.not_leader()))
+        }
+    }
+
+    pub(crate) fn election_timeout(&self) -> Duration {
+        Duration::from_millis(self.inner.config.election_timeout_max_ms)
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The leader proposes `Tick` when a hold or a lot is due; followers do nothing.
+async fn tick_loop<K: Kv + 'static>(node: std::sync::Weak<Inner<K>>) {
+    let interval = match node.upgrade() {
+        Some(inner) => inner.config.tick_interval,
+        None => return,
+    };
+    let mut timer = tokio::time::interval(interval);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        timer.tick().await;
+        let Some(inner) = node.upgrade() else { return };
+        let node = Node { inner };
+        // A tick expires a bounded number per entry; keep going while more are due.
+        while node.inner.raft.is_leader() && due(node.store()) {
+            match node.write(Operation::Tick).await {
+                Ok(Results::Tick(outcome)) if outcome.more_due => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::debug!(%error, "tick not applied; retrying at the next interval");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn due<K: Kv>(store: &Store<K>) -> bool {
+    let now = batcher::wall_clock();
+    let holds = store.holds_due(now, 1).map(|due| !due.is_empty());
+    let lots = store.lots_due(now, 1).map(|due| !due.is_empty());
+    matches!(holds, Ok(true)) || matches!(lots, Ok(true))
+}
+
+impl<K: Kv + 'static> Node<K> {
+    /// Initializes a new cluster with `members` (id → address) as its voters. Re-running it
+    /// with the same members is a no-op; with different ones, a `Conflict`.
+    ///
+    /// # Errors
+    /// `AdminError` as above, or `Invalid` for no members.
+    pub async fn initialize(&self, members: BTreeMap<u64, String>) -> Result<(), AdminError> {
+        if members.is_empty() || members.contains_key(&0) {
+            return Err(AdminError::Invalid("members must be non-empty, with non-zero ids".into()));
+        }
+        let raft = self.raft();
+        if raft.is_initialized().await.map_err(|e| AdminError::Unavailable(e.to_string()))? {
+            let status = self.status().map_err(AdminError::Unavailable)?;
+            let voters: BTreeMap<u64, String> = status
+                .members
+                .iter()
+                .filter(|m| m.voter)
+                .map(|m| (m.id, m.address.clone()))
+                .collect();
+            return if voters == members {
+                Ok(())
+            } else {
+                Err(AdminError::Conflict(format!("already initialized with voters {voters:?}")))
+            };
+        }
+        let nodes: BTreeMap<u64, BasicNode> =
+            members.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
+        match raft.initialize(nodes).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(AdminError::Conflict(e.to_string())),
+        }
+    }
+
+    /// Adds a learner, waiting until it has caught up. Re-running it for the same node and
+    /// address is a no-op.
+    ///
+    /// # Errors
+    /// Not the leader; the id is a member with another address.
+    pub async fn add_learner(&self, id: u64, address: String) -> Result<(), AdminError> {
+        if id == 0 || address.is_empty() {
+            return Err(AdminError::Invalid("a node needs a non-zero id and an address".into()));
+        }
+        self.leader_check()?;
+        let status = self.status().map_err(AdminError::Unavailable)?;
+        if let Some(member) = status.members.iter().find(|m| m.id == id) {
+            if member.address != address {
+                return Err(AdminError::Conflict(format!(
+                    "node {id} is a member at {}, not {address}",
+                    member.address
+                )));
+            }
+            // Known already: make sure it caught up, as a fresh add would have.
+        }
+        self.raft().add_learner(id, BasicNode { addr: address }, true).await?;
+        Ok(())
+    }
+
+    /// Makes a learner a voter. Re-running it for a voter is a no-op.
+    ///
+    /// # Errors
+    /// Not the leader; the node is not a member.
+    pub async fn promote(&self, id: u64) -> Result<(), AdminError> {
+        self.leader_check()?;
+        let status = self.status().map_err(AdminError::Unavailable)?;
+        let member =
+            status.members.iter().find(|m| m.id == id).ok_or(AdminError::UnknownNode(id))?;
+        if member.voter && status.membership_settled {
+            return Ok(());
+        }
+        let ids = BTreeSet::from([id]);
+        self.raft().change_membership(ChangeMembers::AddVoterIds(ids), false).await?;
+        Ok(())
+    }
+
+    /// Removes a member (voter or learner). Re-running it for a node already gone is a no-op.
+    /// Refuses to remove the leader (transfer leadership first), the last voter, or a voter
+    /// whose removal leaves fewer voters in contact with the leader than a quorum of the rest.
+    ///
+    /// # Errors
+    /// As above.
+    pub async fn remove(&self, id: u64) -> Result<(), AdminError> {
+        self.leader_check()?;
+        let status = self.status().map_err(AdminError::Unavailable)?;
+        let Some(member) = status.members.iter().find(|m| m.id == id) else {
+            return Ok(());
+        };
+        if id == self.id() {
+            return Err(AdminError::Conflict(format!(
+                "node {id} leads; transfer leadership to another voter first"
+            )));
+        }
+        let change = if member.voter {
+            self.check_quorum_without(&status, id)?;
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        self.raft().change_membership(change, false).await?;
+        Ok(())
+    }
+
+    fn check_quorum_without(&self, status: &Status, removed: u64) -> Result<(), AdminError> {
+        let fresh = self.election_timeout();
+        let remaining: Vec<&Member> =
+            status.members.iter().filter(|m| m.voter && m.id != removed).collect();
+        if remaining.is_empty() {
+            return Err(AdminError::WouldLoseQuorum(format!("node {removed} is the last voter")));
+        }
+        let in_contact = remaining
+            .iter()
+            .filter(|m| {
+                m.id == self.id()
+                    || m.last_ack_ms.is_some_and(|ms| u128::from(ms) <= fresh.as_millis())
+            })
+            .count();
+        let quorum = remaining.len() / 2 + 1;
+        if in_contact < quorum {
+            return Err(AdminError::WouldLoseQuorum(format!(
+                "only {in_contact} of the {} remaining voters answer the leader; {quorum} needed",
+                remaining.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Hands leadership to voter `to` and waits until it leads. A no-op if it leads already.
+    ///
+    /// # Errors
+    /// Not the leader; `to` is not a voter; it did not take over in time.
+    pub async fn transfer_leader(&self, to: u64) -> Result<(), AdminError> {
+        let status = self.status().map_err(AdminError::Unavailable)?;
+        if status.leader == Some(to) {
+            return Ok(());
+        }
+        self.leader_check()?;
+        let member =
+            status.members.iter().find(|m| m.id == to).ok_or(AdminError::UnknownNode(to))?;
+        if !member.voter {
+            return Err(AdminError::Invalid(format!("node {to} is a learner; promote it first")));
+        }
+        let raft = self.raft();
+        raft.trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        raft.wait(Some(self.election_timeout() * 3))
+            .metrics(|m| m.current_leader == Some(to), "leadership transferred")
+            .await
+            .map_err(|e| AdminError::Unavailable(format!("node {to} did not take over: {e}")))?;
+        Ok(())
+    }
+
+    /// Builds a snapshot of everything applied so far and waits for it; returns its log index.
+    ///
+    /// # Errors
+    /// Raft stopped, or the snapshot did not complete in time.
+    pub async fn snapshot(&self) -> Result<u64, AdminError> {
+        let raft = self.raft();
+        let applied = raft.metrics().borrow_watched().last_applied.map_or(0, |l| l.index);
+        raft.trigger().snapshot().await.map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        let metrics = raft
+            .wait(Some(self.inner.config.deadlines.snapshot))
+            .metrics(
+                |m| m.snapshot.is_some_and(|s| s.index >= applied) || applied == 0,
+                "snapshot built",
+            )
+            .await
+            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        Ok(metrics.snapshot.map_or(0, |s| s.index))
+    }
+}
+
+/// `ServerState` as an operator reads it.
+#[must_use]
+pub fn role_name(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
