@@ -127,3 +127,79 @@ async fn grow_shrink_and_move_leadership(cluster: &mut Cluster, leader: u64) {
     let hashes = caught_up(cluster, &members, index).await;
     assert!(hashes.windows(2).all(|w| w[0] == w[1]), "{hashes:?}");
 }
+
+/// Concurrent single-transfer requests share raft entries (group commit), and each request
+/// gets exactly its own results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_entries_and_get_their_own_results() {
+    const WRITERS: u128 = 64;
+    let mut cluster = Cluster::new();
+    cluster.start(1).await;
+    initialize(&cluster, &[1]).await;
+    leader(&cluster, 1).await;
+    setup_ledger(&cluster, 1).await;
+    let before = status(&cluster, 1).await.unwrap().last_log_index.unwrap();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|n| {
+            let address = cluster.address(1);
+            tokio::spawn(async move {
+                let channel = crate::harness::channel(&address).await;
+                let mut client = api::proto::ledger::ledger_client::LedgerClient::new(channel);
+                // Each request: one earn of a distinct amount, so a mixed-up reply shows.
+                let request =
+                    pb::CreateTransfersRequest { transfers: vec![earn(5_000 + n, WALLET, n + 1)] };
+                let reply = client.create_transfers(request).await.unwrap().into_inner();
+                (n, reply.results)
+            })
+        })
+        .collect();
+    for writer in writers {
+        let (n, results) = writer.await.unwrap();
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].result, "ok");
+        assert_eq!(api::convert::u128_of(results[0].amount.as_ref()), n + 1, "request {n}");
+    }
+    let after = status(&cluster, 1).await.unwrap().last_log_index.unwrap();
+    let entries = u128::from(after - before);
+    assert!(entries < WRITERS, "{WRITERS} requests took {entries} entries: none merged");
+    let credited: u128 = (1..=WRITERS).sum();
+    assert_eq!(wallet_credits(&cluster, 1, 0).await, credited);
+    cluster.stop_all().await;
+}
+
+/// Nobody proposes `Tick` by hand: the leader notices a hold past its timeout and expires it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_expires_a_timed_out_hold_by_itself() {
+    let mut cluster = Cluster::new();
+    cluster.start(1).await;
+    initialize(&cluster, &[1]).await;
+    leader(&cluster, 1).await;
+    setup_ledger(&cluster, 1).await;
+    assert_eq!(results(&transfers(&cluster, 1, vec![earn(1, WALLET, 10)]).await), ["ok"]);
+    let mut hold = earn(2, crate::harness::MERCHANT, 4);
+    hold.debit_account = api::convert::pb_u128(WALLET);
+    hold.code = pb::TransferCode::Burn as i32;
+    hold.flags = 2; // PENDING
+    hold.timeout = 1; // second
+    assert_eq!(results(&transfers(&cluster, 1, vec![hold]).await), ["ok"]);
+    let request = pb::LookupTransfersRequest {
+        ids: vec![api::convert::pb_u128(2).unwrap()],
+        consistency: None,
+    };
+    let deadline = std::time::Instant::now() + crate::harness::WAIT;
+    loop {
+        let reply = crate::harness::ledger(&cluster, 1)
+            .await
+            .lookup_transfers(request.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        if reply.transfers[0].state == "expired" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "hold never expired: {reply:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(wallet_credits(&cluster, 1, 0).await, 10, "the hold moved nothing");
+    cluster.stop_all().await;
+}
