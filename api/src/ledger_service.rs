@@ -12,6 +12,7 @@ use ledger_sm::types::{AccountId, TransferId};
 use raft::network::Channels;
 use raft::{Consistency, Node, WriteError};
 use storage::Kv;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::convert::{self, u128_of, FieldError};
@@ -93,33 +94,61 @@ fn unexpected(results: &Results) -> Status {
     Status::internal(format!("ledger answered {} results of another kind", results.len()))
 }
 
-macro_rules! forward {
-    ($self:ident, $request:ident, $error:ident, $method:ident) => {{
-        let forwarded = $request.metadata().contains_key(FORWARDED);
-        match (&$error, forwarded) {
-            (WriteError::NotLeader(Some((_, address))), false) => {
-                let channel = $self.channels.channel(address).map_err(Status::unavailable)?;
-                let deadline = $request.metadata().get(GRPC_TIMEOUT).cloned();
-                let mut request = Request::new($request.into_inner());
-                request
-                    .metadata_mut()
-                    .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
-                // The client's deadline travels with the request; without one, ours applies.
-                match deadline {
-                    Some(deadline) => {
-                        request.metadata_mut().insert(GRPC_TIMEOUT, deadline);
-                    }
-                    None => request.set_timeout(FORWARD_TIMEOUT),
-                }
-                return LedgerClient::new(channel)
-                    .max_decoding_message_size(crate::MESSAGE_BYTES_MAX)
-                    .max_encoding_message_size(crate::MESSAGE_BYTES_MAX)
-                    .$method(request)
-                    .await;
-            }
-            _ => return Err(write_status(&$error)),
+/// Converts every event of a request, or refuses the request naming the first bad field.
+fn convert_all<P, T>(
+    events: &[P],
+    what: &str,
+    convert: impl Fn(&P, usize) -> Result<T, FieldError>,
+) -> Result<Vec<T>, Status> {
+    check_count(events.len(), what)?;
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| convert(e, i))
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(&e))
+}
+
+type Forwarded<Rep> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Rep>, Status>> + Send>>;
+
+impl<K: Kv + 'static> LedgerService<K> {
+    /// Applies `operation` through this node's raft, or — on a follower, for a request not
+    /// forwarded already — sends `request` once to the leader with `forward` and relays its
+    /// answer. `reply` turns the ledger's results into the response.
+    async fn write<Req, Rep>(
+        &self,
+        request: Request<Req>,
+        operation: Operation,
+        reply: impl FnOnce(Results) -> Result<Rep, Results>,
+        forward: impl FnOnce(LedgerClient<Channel>, Request<Req>) -> Forwarded<Rep>,
+    ) -> Result<Response<Rep>, Status> {
+        let error = match self.node.write(operation).await {
+            Ok(results) => return reply(results).map(Response::new).map_err(|r| unexpected(&r)),
+            Err(error) => error,
+        };
+        let WriteError::NotLeader(Some((_, address))) = &error else {
+            return Err(write_status(&error));
+        };
+        if request.metadata().contains_key(FORWARDED) {
+            return Err(write_status(&error));
         }
-    }};
+        let channel = self.channels.channel(address).map_err(Status::unavailable)?;
+        let deadline = request.metadata().get(GRPC_TIMEOUT).cloned();
+        let mut request = Request::new(request.into_inner());
+        request.metadata_mut().insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+        // The client's deadline travels with the request; without one, ours applies.
+        match deadline {
+            Some(deadline) => {
+                request.metadata_mut().insert(GRPC_TIMEOUT, deadline);
+            }
+            None => request.set_timeout(FORWARD_TIMEOUT),
+        }
+        let client = LedgerClient::new(channel)
+            .max_decoding_message_size(crate::MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(crate::MESSAGE_BYTES_MAX);
+        forward(client, request).await
+    }
 }
 
 #[tonic::async_trait]
@@ -128,105 +157,88 @@ impl<K: Kv + 'static> pb::ledger_server::Ledger for LedgerService<K> {
         &self,
         request: Request<pb::CreateAssetsRequest>,
     ) -> Result<Response<pb::CreateAssetsReply>, Status> {
-        let assets = &request.get_ref().assets;
-        check_count(assets.len(), "assets")?;
-        let assets = assets
-            .iter()
-            .enumerate()
-            .map(|(i, a)| convert::new_asset(a, i))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| invalid(&e))?;
-        match self.node.write(Operation::CreateAssets(assets)).await {
-            Ok(Results::CreateAssets(results)) => Ok(Response::new(pb::CreateAssetsReply {
-                results: results.into_iter().map(convert::create_asset_result).collect(),
-            })),
-            Ok(other) => Err(unexpected(&other)),
-            Err(error) => forward!(self, request, error, create_assets),
-        }
+        let assets = convert_all(&request.get_ref().assets, "assets", convert::new_asset)?;
+        let reply = |results| match results {
+            Results::CreateAssets(r) => Ok(pb::CreateAssetsReply {
+                results: r.into_iter().map(convert::create_asset_result).collect(),
+            }),
+            other => Err(other),
+        };
+        let forward = |mut c: LedgerClient<Channel>, r| -> Forwarded<_> {
+            Box::pin(async move { c.create_assets(r).await })
+        };
+        self.write(request, Operation::CreateAssets(assets), reply, forward).await
     }
 
     async fn create_accounts(
         &self,
         request: Request<pb::CreateAccountsRequest>,
     ) -> Result<Response<pb::CreateAccountsReply>, Status> {
-        let accounts = &request.get_ref().accounts;
-        check_count(accounts.len(), "accounts")?;
-        let accounts = accounts
-            .iter()
-            .enumerate()
-            .map(|(i, a)| convert::new_account(a, &format!("accounts[{i}]")))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| invalid(&e))?;
-        match self.node.write(Operation::CreateAccounts(accounts)).await {
-            Ok(Results::CreateAccounts(results)) => Ok(Response::new(pb::CreateAccountsReply {
-                results: results.iter().map(convert::account_result).collect(),
-            })),
-            Ok(other) => Err(unexpected(&other)),
-            Err(error) => forward!(self, request, error, create_accounts),
-        }
+        let accounts = convert_all(&request.get_ref().accounts, "accounts", |a, i| {
+            convert::new_account(a, &format!("accounts[{i}]"))
+        })?;
+        let reply = |results| match results {
+            Results::CreateAccounts(r) => Ok(pb::CreateAccountsReply {
+                results: r.iter().map(convert::account_result).collect(),
+            }),
+            other => Err(other),
+        };
+        let forward = |mut c: LedgerClient<Channel>, r| -> Forwarded<_> {
+            Box::pin(async move { c.create_accounts(r).await })
+        };
+        self.write(request, Operation::CreateAccounts(accounts), reply, forward).await
     }
 
     async fn create_transfers(
         &self,
         request: Request<pb::CreateTransfersRequest>,
     ) -> Result<Response<pb::CreateTransfersReply>, Status> {
-        let transfers = &request.get_ref().transfers;
-        check_count(transfers.len(), "transfers")?;
-        let transfers = transfers
-            .iter()
-            .enumerate()
-            .map(|(i, t)| convert::new_transfer(t, i))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| invalid(&e))?;
-        match self.node.write(Operation::CreateTransfers(transfers)).await {
-            Ok(Results::CreateTransfers(results)) => Ok(Response::new(pb::CreateTransfersReply {
-                results: results.iter().map(convert::transfer_result).collect(),
-            })),
-            Ok(other) => Err(unexpected(&other)),
-            Err(error) => forward!(self, request, error, create_transfers),
-        }
+        let transfers =
+            convert_all(&request.get_ref().transfers, "transfers", convert::new_transfer)?;
+        let reply = |results| match results {
+            Results::CreateTransfers(r) => Ok(pb::CreateTransfersReply {
+                results: r.iter().map(convert::transfer_result).collect(),
+            }),
+            other => Err(other),
+        };
+        let forward = |mut c: LedgerClient<Channel>, r| -> Forwarded<_> {
+            Box::pin(async move { c.create_transfers(r).await })
+        };
+        self.write(request, Operation::CreateTransfers(transfers), reply, forward).await
     }
 
     async fn change_accounts(
         &self,
         request: Request<pb::ChangeAccountsRequest>,
     ) -> Result<Response<pb::ChangeAccountsReply>, Status> {
-        let changes = &request.get_ref().changes;
-        check_count(changes.len(), "changes")?;
-        let changes = changes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| convert::account_change(c, i))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| invalid(&e))?;
-        match self.node.write(Operation::ChangeAccounts(changes)).await {
-            Ok(Results::ChangeAccounts(results)) => Ok(Response::new(pb::ChangeAccountsReply {
-                results: results.iter().map(convert::change_result).collect(),
-            })),
-            Ok(other) => Err(unexpected(&other)),
-            Err(error) => forward!(self, request, error, change_accounts),
-        }
+        let changes = convert_all(&request.get_ref().changes, "changes", convert::account_change)?;
+        let reply = |results| match results {
+            Results::ChangeAccounts(r) => Ok(pb::ChangeAccountsReply {
+                results: r.iter().map(convert::change_result).collect(),
+            }),
+            other => Err(other),
+        };
+        let forward = |mut c: LedgerClient<Channel>, r| -> Forwarded<_> {
+            Box::pin(async move { c.change_accounts(r).await })
+        };
+        self.write(request, Operation::ChangeAccounts(changes), reply, forward).await
     }
 
     async fn issue_gift_cards(
         &self,
         request: Request<pb::IssueGiftCardsRequest>,
     ) -> Result<Response<pb::IssueGiftCardsReply>, Status> {
-        let cards = &request.get_ref().cards;
-        check_count(cards.len(), "cards")?;
-        let cards = cards
-            .iter()
-            .enumerate()
-            .map(|(i, c)| convert::gift_card_issue(c, i))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| invalid(&e))?;
-        match self.node.write(Operation::IssueGiftCards(cards)).await {
-            Ok(Results::IssueGiftCards(results)) => Ok(Response::new(pb::IssueGiftCardsReply {
-                results: results.iter().map(convert::gift_card_result).collect(),
-            })),
-            Ok(other) => Err(unexpected(&other)),
-            Err(error) => forward!(self, request, error, issue_gift_cards),
-        }
+        let cards = convert_all(&request.get_ref().cards, "cards", convert::gift_card_issue)?;
+        let reply = |results| match results {
+            Results::IssueGiftCards(r) => Ok(pb::IssueGiftCardsReply {
+                results: r.iter().map(convert::gift_card_result).collect(),
+            }),
+            other => Err(other),
+        };
+        let forward = |mut c: LedgerClient<Channel>, r| -> Forwarded<_> {
+            Box::pin(async move { c.issue_gift_cards(r).await })
+        };
+        self.write(request, Operation::IssueGiftCards(cards), reply, forward).await
     }
 
     async fn lookup_accounts(
