@@ -64,9 +64,11 @@ pub fn status_reply(status: &raft::Status) -> pb::StatusReply {
 pub fn admin_status(error: &AdminError) -> Status {
     let message = error.to_string();
     let mut status = match error {
-        AdminError::NotLeader(_) | AdminError::Conflict(_) | AdminError::WouldLoseQuorum(_) => {
-            Status::failed_precondition(message)
-        }
+        AdminError::NotLeader(Some(_))
+        | AdminError::Conflict(_)
+        | AdminError::WouldLoseQuorum(_) => Status::failed_precondition(message),
+        // No leader yet (an election): retry.
+        AdminError::NotLeader(None) => Status::unavailable(message),
         AdminError::UnknownNode(_) => Status::not_found(message),
         AdminError::Invalid(_) => Status::invalid_argument(message),
         AdminError::Unavailable(_) => Status::unavailable(message),

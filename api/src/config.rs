@@ -20,12 +20,11 @@ pub struct Settings {
     /// The cluster's id: non-zero; a data directory of another cluster is refused.
     #[arg(long, env = "LEDGERD_CLUSTER_ID")]
     pub cluster_id: Option<u64>,
-    /// Where the node listens for clients and peers [default: 127.0.0.1:7001].
+    /// Where the node listens for clients and peers [default: 127.0.0.1:7001]. Peers and
+    /// forwarded writes reach it at the address its membership entry names (given to
+    /// `ledgerctl init` or `add-learner`), which must lead here.
     #[arg(long, env = "LEDGERD_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// The address peers and forwarded clients reach this node at [default: listen].
-    #[arg(long, env = "LEDGERD_ADVERTISE")]
-    pub advertise: Option<String>,
     /// The node's RocksDB directory (created if missing).
     #[arg(long, env = "LEDGERD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -86,7 +85,6 @@ impl Settings {
             node_id,
             cluster_id,
             listen,
-            advertise,
             data_dir,
             heartbeat_ms,
             election_timeout_min_ms,
@@ -126,7 +124,6 @@ pub enum LogFormat {
 pub struct Config {
     pub node: NodeConfig,
     pub listen: SocketAddr,
-    pub advertise: String,
     pub data_dir: PathBuf,
     pub log_level: String,
     pub log_format: LogFormat,
@@ -191,7 +188,6 @@ impl Config {
         Ok(Self {
             node,
             listen,
-            advertise: settings.advertise.unwrap_or_else(|| listen.to_string()),
             data_dir: required(settings.data_dir, "data_dir")?,
             log_level: settings.log_level.unwrap_or_else(|| "info".into()),
             log_format,
@@ -213,7 +209,7 @@ mod tests {
         let config = Config::resolve(flags.over(file)).unwrap();
         assert_eq!(config.node.heartbeat_ms, 70);
         assert_eq!((config.node.id, config.node.cluster_id), (2, 9));
-        assert_eq!(config.advertise, "127.0.0.1:7002");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7002");
         assert_eq!(config.node.election_timeout_max_ms, 2_000);
     }
 

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use raft::network::{Channels, Deadlines};
 use raft::{Node, NodeConfig};
@@ -15,6 +16,9 @@ use crate::admin_service::AdminService;
 use crate::ledger_service::LedgerService;
 use crate::proto::ledger::admin_server::AdminServer;
 use crate::proto::ledger::ledger_server::LedgerServer;
+
+/// How long a stopping node lets calls in flight finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Starts raft over `store` and serves every service on `listener` until `shutdown` resolves;
 /// then stops accepting, finishes calls in flight, and stops raft.
@@ -29,7 +33,22 @@ pub async fn run<K: Kv + 'static>(
 ) -> Result<(), String> {
     let deadlines = config.deadlines;
     let node = Node::start(config, store).await?;
-    let served = serve(node.clone(), deadlines, listener, shutdown).await;
+    // Calls in flight get `SHUTDOWN_GRACE` to finish; then raft stops whatever still waits.
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    };
+    let served = tokio::select! {
+        served = serve(node.clone(), deadlines, listener, shutdown) => served,
+        () = async {
+            let _ = stopped.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("calls still in flight after {SHUTDOWN_GRACE:?}; stopping anyway");
+            Ok(())
+        }
+    };
     node.shutdown().await;
     served
 }

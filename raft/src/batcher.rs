@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::{LedgerRequest, LedgerResponse, RaftHandle, TypeConfig};
 
-/// Why a write was not applied. Only `Rejected` is certain to have changed nothing; the others
-/// may or may not have applied, and a retry with the same ids is safe either way.
+/// Why a write was not answered. `Overloaded`, and `NotLeader` from `Node::write`, changed
+/// nothing; otherwise it may or may not have applied: a retry with the same ids is safe either way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriteError {
     /// This node does not lead; the leader, if known: its id and address.
@@ -79,6 +79,21 @@ fn kind(operation: &Operation) -> Kind {
             Kind::Transfers
         }
         _ => Kind::Alone,
+    }
+}
+
+/// Bytes a merged entry may carry (about its encoded size): a request larger than this goes
+/// alone, so an entry is at most one API request or this much.
+const MERGE_BYTES_MAX: usize = 8 << 20;
+
+/// About how many bytes `operation` takes in the log.
+fn bytes(operation: &Operation) -> usize {
+    const RECORD: usize = 160; // Fixed fields of a new account or transfer, with framing.
+    match operation {
+        Operation::CreateAccounts(events) => {
+            events.iter().map(|a| RECORD + a.external_ref.len() + a.metadata.len()).sum()
+        }
+        other => other.len() * RECORD,
     }
 }
 
@@ -156,6 +171,7 @@ fn gather(
 ) -> (Operation, Vec<(Reply, usize)>) {
     let group_kind = kind(&first.operation);
     let mut events = first.operation.len();
+    let mut size_bytes = bytes(&first.operation);
     let mut operation = first.operation;
     let mut replies = vec![(first.reply, events)];
     if group_kind == Kind::Alone {
@@ -166,11 +182,16 @@ fn gather(
             continue; // Its caller gave up; it will retry with the same ids if it cares.
         }
         let size = next.operation.len();
-        if kind(&next.operation) != group_kind || events + size > BATCH_EVENTS_MAX as usize {
+        let next_bytes = bytes(&next.operation);
+        if kind(&next.operation) != group_kind
+            || events + size > BATCH_EVENTS_MAX as usize
+            || size_bytes + next_bytes > MERGE_BYTES_MAX
+        {
             *carry = Some(next);
             break;
         }
         events += size;
+        size_bytes += next_bytes;
         merge(&mut operation, next.operation);
         replies.push((next.reply, size));
     }
@@ -238,6 +259,45 @@ mod tests {
         let mut merged = transfers(&[1], false);
         merge(&mut merged, transfers(&[2, 3], false));
         assert_eq!(merged, transfers(&[1, 2, 3], false));
+    }
+
+    fn pending(operation: Operation) -> (Pending, oneshot::Receiver<Result<Results, WriteError>>) {
+        let (reply, answer) = oneshot::channel();
+        (Pending { operation, reply }, answer)
+    }
+
+    #[test]
+    fn merges_stop_at_the_byte_bound_and_at_another_kind() {
+        let big = |id: u128| {
+            let account = ledger_sm::command::NewAccount {
+                id: ledger_sm::types::AccountId(id),
+                asset: ledger_sm::types::AssetId(1),
+                kind: ledger_sm::types::AccountKind::CustomerWallet,
+                flags: AccountFlags(0),
+                overdraft_limit: 0,
+                merchant: ledger_sm::types::MerchantId(0),
+                external_ref: Vec::new(),
+                metadata: vec![0; 3 << 20],
+                code_hash: ledger_sm::types::CodeHash::ZERO,
+            };
+            Operation::CreateAccounts(vec![account])
+        };
+        let (queue_in, mut queue) = mpsc::channel(8);
+        let mut answers = Vec::new();
+        for operation in [big(2), big(3), big(4), transfers(&[9], false)] {
+            let (p, answer) = pending(operation);
+            answers.push(answer);
+            queue_in.try_send(p).unwrap();
+        }
+        let (first, answer) = pending(big(1));
+        let mut carry = None;
+        let (operation, replies) = gather(first, &mut queue, &mut carry);
+        assert_eq!((operation.len(), replies.len()), (2, 2), "3 MiB + 3 MiB fit, a third does not");
+        assert_eq!(carry.take().map(|p| p.operation), Some(big(3)));
+        let (operation, _) = gather(queue.try_recv().unwrap(), &mut queue, &mut carry);
+        assert_eq!(operation, big(4), "transfers do not join accounts");
+        assert_eq!(carry.map(|p| p.operation), Some(transfers(&[9], false)));
+        drop((answer, answers));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use ledger_sm::command::Operation;
 use ledger_sm::result::Results;
 use ledger_sm::state::StateRead;
 use openraft::async_runtime::WatchReceiver;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{ChangeMembershipError, ClientWriteError, InitializeError, RaftError};
 use openraft::impls::BasicNode;
 use openraft::{ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
 use storage::{Kv, Store};
@@ -24,6 +24,13 @@ use crate::proto::raft_server::RaftServer;
 use crate::proto::ReadIndexRequest;
 use crate::service::RaftService;
 use crate::{LogStore, RaftHandle, StateMachine, TypeConfig};
+
+/// Entries per append RPC: with entries of at most 16 MiB, an append stays below
+/// `service::MESSAGE_BYTES_MAX`.
+const APPEND_ENTRIES_MAX: u64 = 8;
+
+/// How far behind the leader's log a learner may be when promoted.
+const PROMOTE_LAG_MAX: u64 = 1_000;
 
 /// How a node runs. Times in milliseconds where openraft wants them so.
 #[derive(Clone, Debug)]
@@ -73,6 +80,9 @@ impl NodeConfig {
             election_timeout_max: self.election_timeout_max_ms,
             enable_pre_vote: Some(true),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
+            // An entry is at most one API request (16 MiB) or a merge bounded by the batcher
+            // (8 MiB): eight of them stay well inside the internal message limit.
+            max_payload_entries: APPEND_ENTRIES_MAX,
             max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
             ..Config::default()
         };
@@ -115,6 +125,12 @@ impl From<RaftError<TypeConfig, ClientWriteError<TypeConfig>>> for AdminError {
         match write_error(&error) {
             WriteError::NotLeader(leader) => Self::NotLeader(leader),
             _ => match error {
+                // Another change still committing, or a new leader's first entry not yet
+                // committed: both pass on their own; retry.
+                RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    e @ (ChangeMembershipError::InProgress(_)
+                    | ChangeMembershipError::UncommittedLeaderLog(_)),
+                )) => Self::Unavailable(e.to_string()),
                 RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
                     Self::Conflict(e.to_string())
                 }
@@ -139,8 +155,11 @@ pub enum Consistency {
 pub(crate) struct Contact(Mutex<Option<(Instant, u64)>>);
 
 impl Contact {
-    pub(crate) fn heard(&self, commit: u64) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), commit));
+    /// The leader was heard at `at` (taken before the append ran), with commit index `commit`.
+    pub(crate) fn heard(&self, at: Instant, commit: u64) {
+        let mut contact = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (last_at, last_commit) = contact.unwrap_or((at, 0));
+        *contact = Some((last_at.max(at), last_commit.max(commit)));
     }
 
     fn within(&self, max: Duration) -> Option<u64> {
@@ -201,6 +220,8 @@ struct Inner<K: Kv + 'static> {
     contact: Arc<Contact>,
     writes: mpsc::Sender<Pending>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// One membership change at a time: each checks the membership it changes.
+    admin: tokio::sync::Mutex<()>,
 }
 
 impl<K: Kv + 'static> Node<K> {
@@ -231,6 +252,7 @@ impl<K: Kv + 'static> Node<K> {
             contact: Arc::default(),
             writes,
             tasks: Mutex::new(vec![batcher]),
+            admin: tokio::sync::Mutex::new(()),
         });
         let ticker = tokio::spawn(tick_loop(Arc::downgrade(&inner)));
         inner.tasks.lock().unwrap_or_else(PoisonError::into_inner).push(ticker);
@@ -297,7 +319,11 @@ impl<K: Kv + 'static> Node<K> {
     /// No leader to confirm the read with, or the leader did not answer in time.
     pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), WriteError> {
         if let Consistency::BoundedStaleness { max } = consistency {
-            if self.inner.raft.is_leader() {
+            // A leader is fresh only while a quorum keeps acknowledging it: a leader cut off
+            // in a minority must not serve old data for ever.
+            let acked = self.inner.raft.metrics().borrow_watched().last_quorum_acked;
+            let fresh = acked.is_some_and(|at| openraft::Instant::elapsed(&*at) <= max);
+            if self.inner.raft.is_leader() && fresh {
                 return Ok(());
             }
             if let Some(commit) = self.inner.contact.within(max) {
@@ -385,7 +411,8 @@ impl<K: Kv + 'static> Node<K> {
             snapshot: metrics.snapshot.map(|l| l.index),
             purged: metrics.purged.map(|l| l.index),
             members,
-            membership_settled: metrics.membership_config == metrics.committed_membership_config,
+            membership_settled: metrics.membership_config == metrics.committed_membership_config
+                && membership.get_joint_config().len() == 1,
             state_hash,
         })
     }
@@ -483,7 +510,13 @@ impl<K: Kv + 'static> Node<K> {
             members.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
         match raft.initialize(nodes).await {
             Ok(()) => Ok(()),
-            Err(e) => Err(AdminError::Conflict(e.to_string())),
+            Err(RaftError::APIError(e @ InitializeError::NotAllowed(_))) => {
+                Err(AdminError::Conflict(e.to_string()))
+            }
+            Err(RaftError::APIError(e @ InitializeError::NotInMembers(_))) => {
+                Err(AdminError::Invalid(e.to_string()))
+            }
+            Err(e) => Err(AdminError::Unavailable(e.to_string())),
         }
     }
 
@@ -496,6 +529,7 @@ impl<K: Kv + 'static> Node<K> {
         if id == 0 || address.is_empty() {
             return Err(AdminError::Invalid("a node needs a non-zero id and an address".into()));
         }
+        let _one_at_a_time = self.inner.admin.lock().await;
         self.leader_check()?;
         let status = self.status().map_err(AdminError::Unavailable)?;
         if let Some(member) = status.members.iter().find(|m| m.id == id) {
@@ -507,8 +541,13 @@ impl<K: Kv + 'static> Node<K> {
             }
             // Known already: make sure it caught up, as a fresh add would have.
         }
-        self.raft().add_learner(id, BasicNode { addr: address }, true).await?;
-        Ok(())
+        let added = self.raft().add_learner(id, BasicNode { addr: address }, true);
+        match tokio::time::timeout(self.inner.config.deadlines.snapshot, added).await {
+            Ok(added) => added.map(|_| ()).map_err(AdminError::from),
+            Err(_) => Err(AdminError::Unavailable(format!(
+                "node {id} was added as a learner but has not caught up yet; re-run to wait"
+            ))),
+        }
     }
 
     /// Makes a learner a voter. Re-running it for a voter is a no-op.
@@ -516,12 +555,16 @@ impl<K: Kv + 'static> Node<K> {
     /// # Errors
     /// Not the leader; the node is not a member.
     pub async fn promote(&self, id: u64) -> Result<(), AdminError> {
+        let _one_at_a_time = self.inner.admin.lock().await;
         self.leader_check()?;
         let status = self.status().map_err(AdminError::Unavailable)?;
         let member =
             status.members.iter().find(|m| m.id == id).ok_or(AdminError::UnknownNode(id))?;
         if member.voter && status.membership_settled {
             return Ok(());
+        }
+        if !member.voter {
+            self.check_caught_up(&status, member)?;
         }
         let ids = BTreeSet::from([id]);
         self.raft().change_membership(ChangeMembers::AddVoterIds(ids), false).await?;
@@ -535,6 +578,7 @@ impl<K: Kv + 'static> Node<K> {
     /// # Errors
     /// As above.
     pub async fn remove(&self, id: u64) -> Result<(), AdminError> {
+        let _one_at_a_time = self.inner.admin.lock().await;
         self.leader_check()?;
         let status = self.status().map_err(AdminError::Unavailable)?;
         let Some(member) = status.members.iter().find(|m| m.id == id) else {
@@ -553,6 +597,23 @@ impl<K: Kv + 'static> Node<K> {
         };
         self.raft().change_membership(change, false).await?;
         Ok(())
+    }
+
+    /// A learner about to vote must be answering and close behind: from the joint config on,
+    /// a voter that cannot answer counts against the quorum.
+    fn check_caught_up(&self, status: &Status, member: &Member) -> Result<(), AdminError> {
+        let fresh = self.election_timeout().as_millis();
+        let answering = member.last_ack_ms.is_some_and(|ms| u128::from(ms) <= fresh);
+        let last = status.last_log_index.unwrap_or(0);
+        let behind = last.saturating_sub(member.matched.unwrap_or(0));
+        if answering && behind <= PROMOTE_LAG_MAX {
+            return Ok(());
+        }
+        Err(AdminError::Unavailable(format!(
+            "node {} is not caught up ({behind} entries behind; last answer {:?} ms ago); \
+             wait and re-run",
+            member.id, member.last_ack_ms
+        )))
     }
 
     fn check_quorum_without(&self, status: &Status, removed: u64) -> Result<(), AdminError> {

@@ -11,7 +11,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::node::{Contact, Node};
 use crate::proto::{RaftMessage, ReadIndexReply, ReadIndexRequest, SnapshotChunk};
-use crate::{wire, RaftHandle, SnapshotData, TypeConfig};
+use openraft::async_runtime::WatchReceiver;
+
+use crate::{wire, RaftHandle, SnapshotData, TypeConfig, Vote};
 
 /// Largest internal message: an append of many full batches.
 pub const MESSAGE_BYTES_MAX: usize = 256 << 20;
@@ -42,6 +44,24 @@ impl<K: Kv + 'static> RaftService<K> {
         }
     }
 
+    /// openraft asserts what a snapshot's metadata claims against the vote and the local
+    /// commit; a peer's claim that breaks them is refused here, never turned into a panic.
+    fn check_snapshot_meta(&self, vote: &Vote, meta: &wire::SnapshotMeta) -> Result<(), Status> {
+        let Some(last) = meta.last_log_id else { return Ok(()) };
+        if last.leader_id > vote.leader_id {
+            return Err(Status::invalid_argument("snapshot from a term after the sender's vote"));
+        }
+        let committed = self.raft.metrics().borrow_watched().local_committed;
+        if let Some(committed) = committed {
+            if last > committed && last.index <= committed.index {
+                return Err(Status::invalid_argument(
+                    "snapshot's log id contradicts this node's committed log",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn payload(&self, request: Request<RaftMessage>) -> Result<Vec<u8>, Status> {
         let message = request.into_inner();
         self.check_cluster(message.cluster_id)?;
@@ -69,12 +89,13 @@ impl<K: Kv + 'static> crate::proto::raft_server::Raft for RaftService<K> {
     ) -> Result<Response<RaftMessage>, Status> {
         let rpc = wire::append_request_decode(&self.payload(request)?).map_err(|e| invalid(&e))?;
         let commit = rpc.leader_commit.map_or(0, |l| l.index);
+        let sent = std::time::Instant::now(); // The leader was alive at least until now.
         let response = self.raft.append_entries(rpc).await.map_err(unavailable)?;
         if matches!(
             response,
             AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_)
         ) {
-            self.contact.heard(commit);
+            self.contact.heard(sent, commit);
         }
         Ok(reply(self.cluster_id, wire::append_response_bytes(&response)))
     }
@@ -132,6 +153,7 @@ impl<K: Kv + 'static> crate::proto::raft_server::Raft for RaftService<K> {
         }
         let (vote, meta) =
             header.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        self.check_snapshot_meta(&vote, &meta)?;
         // openraft treats a failed install as a storage failure and stops the node: refuse a
         // damaged transfer here instead, and the leader sends it again.
         storage::snapshot::verify_chunks(&chunks)

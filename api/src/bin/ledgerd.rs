@@ -78,7 +78,6 @@ async fn run(config: Config) -> Result<(), String> {
         node = config.node.id,
         cluster = config.node.cluster_id,
         listen = %config.listen,
-        advertise = %config.advertise,
         "ledgerd serving"
     );
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
