@@ -330,17 +330,17 @@ impl<K: Kv + 'static> Node<K> {
                 return self.wait_applied(commit).await;
             }
         }
-        let index = if self.inner.raft.is_leader() {
-            let read = self
+        if self.inner.raft.is_leader() {
+            // Confirms leadership with a quorum, then waits until the read index is applied.
+            return self
                 .inner
                 .raft
                 .ensure_linearizable(ReadPolicy::ReadIndex)
                 .await
-                .map_err(|e| WriteError::Unavailable(e.to_string()))?;
-            read.index()
-        } else {
-            self.remote_read_index().await?
-        };
+                .map(|_| ())
+                .map_err(|e| WriteError::Unavailable(e.to_string()));
+        }
+        let index = self.remote_read_index().await?;
         self.wait_applied(index).await
     }
 
