@@ -4,14 +4,15 @@
 //! ledger can represent goes through unchanged, and the ledger's own result codes judge it.
 
 use ledger_sm::command::{AccountChange, GiftCardIssue, NewAccount, NewAsset, NewTransfer};
+use ledger_sm::query::{AccountFilter, BalanceEntry};
 use ledger_sm::result::{
     AccountOutcome, ChangeAccountOutcome, IssueGiftCardOutcome, IssueGiftCardResult,
     TransferOutcome,
 };
 use ledger_sm::types::{
     Account, AccountBalances, AccountFlags, AccountId, AccountKind, AccountStatus, AssetId,
-    Balances, CodeHash, MerchantId, Timestamp, Transfer, TransferCode, TransferFlags, TransferId,
-    TransferState,
+    Balances, CodeHash, Lot, MerchantId, Timestamp, Transfer, TransferCode, TransferFlags,
+    TransferId, TransferState,
 };
 
 use crate::proto::ledger as pb;
@@ -343,6 +344,37 @@ pub fn transfer(t: &Transfer) -> pb::Transfer {
         debit_balances: Some(pb_balances(&t.debit_balances)),
         credit_balances: Some(pb_balances(&t.credit_balances)),
     }
+}
+
+/// A filter as `ledger-sm` takes it: every value is representable; `ledger-sm` judges them.
+#[must_use]
+pub fn account_filter(filter: &pb::AccountFilter) -> AccountFilter {
+    AccountFilter {
+        account: AccountId(u128_of(filter.account.as_ref())),
+        timestamp_min: Timestamp(filter.timestamp_min),
+        timestamp_max: Timestamp(filter.timestamp_max),
+        limit: filter.limit,
+        descending: filter.descending,
+    }
+}
+
+#[must_use]
+pub fn balance_entry(entry: &BalanceEntry) -> pb::BalanceEntry {
+    pb::BalanceEntry {
+        transfer: pb_u128(entry.transfer.0),
+        timestamp: entry.timestamp.0,
+        balances: Some(pb_balances(&entry.balances)),
+    }
+}
+
+#[must_use]
+pub fn lot(lot: &Lot) -> pb::Lot {
+    pb::Lot { expires_at: lot.expires_at.0, amount: pb_u128(lot.amount) }
+}
+
+#[must_use]
+pub fn erase_result(result: ledger_sm::result::EraseResult) -> String {
+    code_name(result)
 }
 
 #[cfg(test)]

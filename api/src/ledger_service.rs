@@ -11,7 +11,7 @@ use ledger_sm::result::Results;
 use ledger_sm::types::{AccountId, TransferId};
 use raft::network::Channels;
 use raft::{Consistency, Node, WriteError};
-use storage::Kv;
+use storage::{Kv, Store};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -113,6 +113,12 @@ type Forwarded<Rep> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Rep>, Status>> + Send>>;
 
 impl<K: Kv + 'static> LedgerService<K> {
+    /// Waits until this node's store may answer a read as fresh as `read` asks.
+    async fn barrier(&self, read: Option<&pb::ReadConsistency>) -> Result<&Store<K>, Status> {
+        self.node.read_barrier(consistency(read)).await.map_err(|e| write_status(&e))?;
+        Ok(self.node.store().as_ref())
+    }
+
     /// Applies `operation` through this node's raft, or — on a follower, for a request not
     /// forwarded already — sends `request` once to the leader with `forward` and relays its
     /// answer. `reply` turns the ledger's results into the response.
@@ -248,12 +254,8 @@ impl<K: Kv + 'static> pb::ledger_server::Ledger for LedgerService<K> {
         let request = request.into_inner();
         let ids: Vec<AccountId> =
             request.ids.iter().map(|id| AccountId(u128_of(Some(id)))).collect();
-        self.node
-            .read_barrier(consistency(request.consistency.as_ref()))
-            .await
-            .map_err(|e| write_status(&e))?;
-        let found =
-            query::lookup_accounts(self.node.store().as_ref(), &ids).map_err(query_status)?;
+        let store = self.barrier(request.consistency.as_ref()).await?;
+        let found = query::lookup_accounts(store, &ids).map_err(query_status)?;
         Ok(Response::new(pb::LookupAccountsReply {
             accounts: found.iter().flatten().map(convert::account).collect(),
         }))
@@ -266,14 +268,78 @@ impl<K: Kv + 'static> pb::ledger_server::Ledger for LedgerService<K> {
         let request = request.into_inner();
         let ids: Vec<TransferId> =
             request.ids.iter().map(|id| TransferId(u128_of(Some(id)))).collect();
-        self.node
-            .read_barrier(consistency(request.consistency.as_ref()))
-            .await
-            .map_err(|e| write_status(&e))?;
-        let found =
-            query::lookup_transfers(self.node.store().as_ref(), &ids).map_err(query_status)?;
+        let store = self.barrier(request.consistency.as_ref()).await?;
+        let found = query::lookup_transfers(store, &ids).map_err(query_status)?;
         Ok(Response::new(pb::LookupTransfersReply {
             transfers: found.iter().flatten().map(convert::transfer).collect(),
         }))
+    }
+    async fn erase_accounts(
+        &self,
+        request: Request<pb::EraseAccountsRequest>,
+    ) -> Result<Response<pb::EraseAccountsReply>, Status> {
+        let accounts = convert_all(&request.get_ref().accounts, "accounts", |id, _| {
+            Ok::<_, FieldError>(AccountId(u128_of(Some(id))))
+        })?;
+        let reply = |results| match results {
+            Results::Erase(r) => Ok(pb::EraseAccountsReply {
+                results: r.into_iter().map(convert::erase_result).collect(),
+            }),
+            other => Err(other),
+        };
+        let forward = |mut c: LedgerClient<Channel>, r| -> Forwarded<_> {
+            Box::pin(async move { c.erase_accounts(r).await })
+        };
+        self.write(request, Operation::Erase(accounts), reply, forward).await
+    }
+
+    async fn get_account_transfers(
+        &self,
+        request: Request<pb::AccountFilter>,
+    ) -> Result<Response<pb::GetAccountTransfersReply>, Status> {
+        let filter = request.into_inner();
+        let store = self.barrier(filter.consistency.as_ref()).await?;
+        let transfers = query::account_transfers(store, &convert::account_filter(&filter))
+            .map_err(query_status)?;
+        Ok(Response::new(pb::GetAccountTransfersReply {
+            transfers: transfers.iter().map(convert::transfer).collect(),
+        }))
+    }
+
+    async fn get_balance_history(
+        &self,
+        request: Request<pb::AccountFilter>,
+    ) -> Result<Response<pb::GetBalanceHistoryReply>, Status> {
+        let filter = request.into_inner();
+        let store = self.barrier(filter.consistency.as_ref()).await?;
+        let entries = query::balance_history(store, &convert::account_filter(&filter))
+            .map_err(query_status)?;
+        Ok(Response::new(pb::GetBalanceHistoryReply {
+            entries: entries.iter().map(convert::balance_entry).collect(),
+        }))
+    }
+
+    async fn get_account_lots(
+        &self,
+        request: Request<pb::GetAccountLotsRequest>,
+    ) -> Result<Response<pb::GetAccountLotsReply>, Status> {
+        let request = request.into_inner();
+        let store = self.barrier(request.consistency.as_ref()).await?;
+        let account = AccountId(u128_of(request.account.as_ref()));
+        let lots = query::account_lots(store, account).map_err(query_status)?;
+        Ok(Response::new(pb::GetAccountLotsReply { lots: lots.iter().map(convert::lot).collect() }))
+    }
+
+    async fn get_gift_card(
+        &self,
+        request: Request<pb::GetGiftCardRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
+        let request = request.into_inner();
+        let store = self.barrier(request.consistency.as_ref()).await?;
+        let hash = convert::gift_card_code_hash(&request.code);
+        match query::gift_card(store, &hash).map_err(query_status)? {
+            Some(card) if !hash.is_zero() => Ok(Response::new(convert::account(&card))),
+            _ => Err(Status::not_found("no gift card with this code")),
+        }
     }
 }
