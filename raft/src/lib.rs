@@ -35,8 +35,16 @@ pub use node::{AdminError, Consistency, Member, Node, NodeConfig, Status};
 pub use state_machine::{SnapshotData, StateMachine};
 
 /// What a raft entry carries: one ledger batch, stamped by the leader.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct LedgerRequest(pub Batch);
+
+/// openraft logs entries with `Debug` at its debug and trace levels: print what `Display`
+/// prints, never account references, metadata or code hashes.
+impl std::fmt::Debug for LedgerRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LedgerRequest({self})")
+    }
+}
 
 impl std::fmt::Display for LedgerRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -50,10 +50,7 @@ fn open(path: &Path) -> Arc<Store<RocksKv>> {
     loop {
         match RocksKv::open(path, RocksOptions::default()) {
             Ok(kv) => return Arc::new(Store::open(kv, u128::from(CLUSTER_ID)).unwrap()),
-            Err(error) if Instant::now() < deadline => {
-                let _ = error;
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
             Err(error) => panic!("cannot reopen {}: {error}", path.display()),
         }
     }
@@ -111,7 +108,6 @@ pub async fn channel(address: &str) -> Channel {
         .unwrap()
         .timeout(Duration::from_secs(20))
         .connect_lazy()
-        .clone()
 }
 
 pub async fn ledger(cluster: &Cluster, id: u64) -> LedgerClient<Channel> {
@@ -208,10 +204,13 @@ pub async fn setup_ledger(cluster: &Cluster, via: u64) {
         .unwrap()
         .into_inner();
     assert_eq!(reply.results, vec!["ok"]);
+    // Personal fields, for erasure to clear.
     let account = |id, kind: pb::AccountKind| pb::NewAccount {
         id: pb_u128(id),
         asset: 1,
         kind: kind as i32,
+        external_ref: format!("customer-{id}").into_bytes(),
+        metadata: b"{\"tier\":\"gold\"}".to_vec(),
         ..pb::NewAccount::default()
     };
     let accounts = vec![

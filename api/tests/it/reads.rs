@@ -57,6 +57,10 @@ async fn reads_page_and_find_and_erasure_clears() {
     gift_card_by_code(&cluster).await;
     refusals(&cluster).await;
 
+    let lookup =
+        pb::LookupAccountsRequest { ids: vec![pb_u128(WALLET).unwrap()], consistency: None };
+    let before = client.lookup_accounts(lookup).await.unwrap().into_inner().accounts.remove(0);
+    assert_eq!(before.external_ref, b"customer-200", "personal fields before erasure");
     let erase = pb::EraseAccountsRequest { accounts: vec![pb_u128(WALLET).unwrap()] };
     let reply = client.erase_accounts(erase).await.unwrap().into_inner();
     assert_eq!(reply.results, ["ok"]);
