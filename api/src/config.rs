@@ -67,6 +67,29 @@ pub struct Settings {
     /// `text` or `json` [default: text].
     #[arg(long, env = "LEDGERD_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// A TOML file of API tokens (`[[token]]` with name, hash, scopes, and optionally
+    /// expires_at, rate_per_second, burst); `ledgerctl token new` makes entries. Without it
+    /// the node asks no credentials (a local demo only).
+    #[arg(long, env = "LEDGERD_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// A file holding the cluster's peer secret (one line, the same on every node), which
+    /// nodes present to each other; required with tokens_file.
+    #[arg(long, env = "LEDGERD_PEER_SECRET_FILE")]
+    pub peer_secret_file: Option<PathBuf>,
+    /// This node's TLS certificate chain (PEM); with it, the node speaks only TLS. Its names
+    /// must include the host of the address peers and clients use for it.
+    #[arg(long, env = "LEDGERD_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "LEDGERD_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// The CA (PEM) that signed the peers' certificates, checked when calling them.
+    #[arg(long, env = "LEDGERD_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// With it, every client and peer must present a certificate this CA (PEM) signed
+    /// (mutual TLS).
+    #[arg(long, env = "LEDGERD_TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
 }
 
 macro_rules! overlay {
@@ -99,6 +122,12 @@ impl Settings {
             tick_interval_ms,
             log_level,
             log_format,
+            tokens_file,
+            peer_secret_file,
+            tls_cert_file,
+            tls_key_file,
+            tls_ca_file,
+            tls_client_ca_file,
         )
     }
 
@@ -127,6 +156,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub log_level: String,
     pub log_format: LogFormat,
+    /// The tokens file and the peer secret's file, when the node checks credentials.
+    pub auth_files: Option<(PathBuf, PathBuf)>,
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 fn required<T>(value: Option<T>, key: &str) -> Result<T, String> {
@@ -185,7 +217,30 @@ impl Config {
             "json" => LogFormat::Json,
             other => return Err(format!("log_format {other:?}: expected text or json")),
         };
+        let auth_files = match (settings.tokens_file, settings.peer_secret_file) {
+            (Some(tokens), Some(peer)) => Some((tokens, peer)),
+            (None, None) => None,
+            _ => return Err("tokens_file and peer_secret_file go together".into()),
+        };
+        let tls = match (
+            settings.tls_cert_file,
+            settings.tls_key_file,
+            settings.tls_ca_file,
+            settings.tls_client_ca_file,
+        ) {
+            (Some(cert), Some(key), Some(ca), client_ca) => {
+                Some(crate::tls::TlsFiles { cert, key, ca, client_ca })
+            }
+            (None, None, None, None) => None,
+            _ => {
+                return Err("tls_cert_file, tls_key_file and tls_ca_file go together \
+                            (tls_client_ca_file needs them too)"
+                    .into())
+            }
+        };
         Ok(Self {
+            auth_files,
+            tls,
             node,
             listen,
             data_dir: required(settings.data_dir, "data_dir")?,

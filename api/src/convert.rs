@@ -179,15 +179,15 @@ pub fn new_account(account: &pb::NewAccount, field: &str) -> Result<NewAccount, 
 
 /// # Errors
 /// An unknown code or a flag word wider than the ledger's.
-pub fn new_transfer(transfer: &pb::NewTransfer, i: usize) -> Result<NewTransfer, FieldError> {
+pub fn new_transfer(transfer: &pb::NewTransfer, field: &str) -> Result<NewTransfer, FieldError> {
     Ok(NewTransfer {
         id: TransferId(u128_of(transfer.id.as_ref())),
         debit_account: AccountId(u128_of(transfer.debit_account.as_ref())),
         credit_account: AccountId(u128_of(transfer.credit_account.as_ref())),
         amount: u128_of(transfer.amount.as_ref()),
         asset: AssetId(transfer.asset),
-        code: code_of(transfer.code, &format!("transfers[{i}].code"))?,
-        flags: TransferFlags(u16_flags(transfer.flags, &format!("transfers[{i}].flags"))?),
+        code: code_of(transfer.code, &format!("{field}.code"))?,
+        flags: TransferFlags(u16_flags(transfer.flags, &format!("{field}.flags"))?),
         pending_id: TransferId(u128_of(transfer.pending_id.as_ref())),
         reverses: TransferId(u128_of(transfer.reverses.as_ref())),
         timeout: transfer.timeout,
@@ -196,6 +196,109 @@ pub fn new_transfer(transfer: &pb::NewTransfer, i: usize) -> Result<NewTransfer,
         user_data_64: transfer.user_data_64,
         user_data_32: transfer.user_data_32,
     })
+}
+
+/// The transfer a convenience call stands for. Fields it does not set are zero, and the ledger
+/// judges the rest as it judges any transfer.
+#[must_use]
+pub fn earn(r: &pb::EarnRequest) -> pb::NewTransfer {
+    pb::NewTransfer {
+        id: r.id,
+        debit_account: r.from,
+        credit_account: r.account,
+        amount: r.amount,
+        asset: r.asset,
+        code: pb::TransferCode::Earn as i32,
+        expires_at: r.expires_at,
+        user_data_128: r.user_data_128,
+        user_data_64: r.user_data_64,
+        user_data_32: r.user_data_32,
+        ..Default::default()
+    }
+}
+
+fn code_or_burn(code: i32) -> i32 {
+    if code == pb::TransferCode::Unspecified as i32 {
+        pb::TransferCode::Burn as i32
+    } else {
+        code
+    }
+}
+
+#[must_use]
+pub fn burn(r: &pb::BurnRequest) -> pb::NewTransfer {
+    pb::NewTransfer {
+        id: r.id,
+        debit_account: r.account,
+        credit_account: r.to,
+        amount: r.amount,
+        asset: r.asset,
+        code: code_or_burn(r.code),
+        flags: if r.up_to_available { u32::from(TransferFlags::BALANCING_DEBIT) } else { 0 },
+        user_data_128: r.user_data_128,
+        user_data_64: r.user_data_64,
+        user_data_32: r.user_data_32,
+        ..Default::default()
+    }
+}
+
+#[must_use]
+pub fn hold(r: &pb::HoldRequest) -> pb::NewTransfer {
+    pb::NewTransfer {
+        id: r.id,
+        debit_account: r.account,
+        credit_account: r.to,
+        amount: r.amount,
+        asset: r.asset,
+        code: code_or_burn(r.code),
+        flags: u32::from(TransferFlags::PENDING),
+        timeout: r.timeout,
+        user_data_128: r.user_data_128,
+        user_data_64: r.user_data_64,
+        user_data_32: r.user_data_32,
+        ..Default::default()
+    }
+}
+
+#[must_use]
+pub fn capture(r: &pb::CaptureRequest) -> pb::NewTransfer {
+    pb::NewTransfer {
+        id: r.id,
+        pending_id: r.hold,
+        amount: r.amount,
+        flags: u32::from(TransferFlags::POST_PENDING),
+        user_data_128: r.user_data_128,
+        user_data_64: r.user_data_64,
+        user_data_32: r.user_data_32,
+        ..Default::default()
+    }
+}
+
+#[must_use]
+pub fn void(r: &pb::VoidRequest) -> pb::NewTransfer {
+    pb::NewTransfer {
+        id: r.id,
+        pending_id: r.hold,
+        flags: u32::from(TransferFlags::VOID_PENDING),
+        user_data_128: r.user_data_128,
+        user_data_64: r.user_data_64,
+        user_data_32: r.user_data_32,
+        ..Default::default()
+    }
+}
+
+#[must_use]
+pub fn refund(r: &pb::RefundRequest) -> pb::NewTransfer {
+    pb::NewTransfer {
+        id: r.id,
+        reverses: r.transfer,
+        amount: r.amount,
+        code: pb::TransferCode::Refund as i32,
+        user_data_128: r.user_data_128,
+        user_data_64: r.user_data_64,
+        user_data_32: r.user_data_32,
+        ..Default::default()
+    }
 }
 
 /// # Errors
@@ -404,10 +507,13 @@ mod tests {
     #[test]
     fn unrepresentable_fields_are_refused_by_name() {
         let transfer = pb::NewTransfer { code: 99, ..pb::NewTransfer::default() };
-        let error = new_transfer(&transfer, 3).unwrap_err();
+        let error = new_transfer(&transfer, "transfers[3]").unwrap_err();
         assert_eq!(error.field, "transfers[3].code");
         let transfer = pb::NewTransfer { flags: 1 << 20, ..pb::NewTransfer::default() };
-        assert_eq!(new_transfer(&transfer, 0).unwrap_err().field, "transfers[0].flags");
+        assert_eq!(
+            new_transfer(&transfer, "transfers[0]").unwrap_err().field,
+            "transfers[0].flags"
+        );
         let account = pb::NewAccount::default();
         assert_eq!(new_account(&account, "accounts[0]").unwrap_err().field, "accounts[0].kind");
     }

@@ -22,6 +22,7 @@ use crate::proto::ledger::ledger_client::LedgerClient;
 /// Marks a request a follower forwarded, so the leader never forwards it again.
 pub const FORWARDED: &str = "x-ledger-forwarded";
 const GRPC_TIMEOUT: &str = "grpc-timeout";
+const AUTHORIZATION: &str = "authorization";
 /// The deadline of a forwarded write whose client set none.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 /// On a refusal for want of the leader: the leader's address, when known.
@@ -141,7 +142,12 @@ impl<K: Kv + 'static> LedgerService<K> {
         }
         let channel = self.channels.channel(address).map_err(Status::unavailable)?;
         let deadline = request.metadata().get(GRPC_TIMEOUT).cloned();
+        let authorization = request.metadata().get(AUTHORIZATION).cloned();
         let mut request = Request::new(request.into_inner());
+        // The leader checks the caller's own credentials again.
+        if let Some(authorization) = authorization {
+            request.metadata_mut().insert(AUTHORIZATION, authorization);
+        }
         request.metadata_mut().insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
         // The client's deadline travels with the request; without one, ours applies.
         match deadline {
@@ -154,6 +160,21 @@ impl<K: Kv + 'static> LedgerService<K> {
             .max_decoding_message_size(crate::MESSAGE_BYTES_MAX)
             .max_encoding_message_size(crate::MESSAGE_BYTES_MAX);
         forward(client, request).await
+    }
+
+    /// A convenience call: the one transfer it stands for, applied like any other.
+    async fn single<Req>(
+        &self,
+        request: Request<Req>,
+        transfer: &pb::NewTransfer,
+        forward: impl FnOnce(LedgerClient<Channel>, Request<Req>) -> Forwarded<pb::TransferResult>,
+    ) -> Result<Response<pb::TransferResult>, Status> {
+        let transfer = convert::new_transfer(transfer, "transfer").map_err(|e| invalid(&e))?;
+        let reply = |results| match results {
+            Results::CreateTransfers(r) if r.len() == 1 => Ok(convert::transfer_result(&r[0])),
+            other => Err(other),
+        };
+        self.write(request, Operation::CreateTransfers(vec![transfer]), reply, forward).await
     }
 }
 
@@ -199,8 +220,9 @@ impl<K: Kv + 'static> pb::ledger_server::Ledger for LedgerService<K> {
         &self,
         request: Request<pb::CreateTransfersRequest>,
     ) -> Result<Response<pb::CreateTransfersReply>, Status> {
-        let transfers =
-            convert_all(&request.get_ref().transfers, "transfers", convert::new_transfer)?;
+        let transfers = convert_all(&request.get_ref().transfers, "transfers", |t, i| {
+            convert::new_transfer(t, &format!("transfers[{i}]"))
+        })?;
         let reply = |results| match results {
             Results::CreateTransfers(r) => Ok(pb::CreateTransfersReply {
                 results: r.iter().map(convert::transfer_result).collect(),
@@ -341,5 +363,71 @@ impl<K: Kv + 'static> pb::ledger_server::Ledger for LedgerService<K> {
             Some(card) if !hash.is_zero() => Ok(Response::new(convert::account(&card))),
             _ => Err(Status::not_found("no gift card with this code")),
         }
+    }
+
+    async fn earn(
+        &self,
+        request: Request<pb::EarnRequest>,
+    ) -> Result<Response<pb::TransferResult>, Status> {
+        let transfer = convert::earn(request.get_ref());
+        let forward = |mut c: LedgerClient<Channel>, r| -> Forwarded<_> {
+            Box::pin(async move { c.earn(r).await })
+        };
+        self.single(request, &transfer, forward).await
+    }
+
+    async fn burn(
+        &self,
+        request: Request<pb::BurnRequest>,
+    ) -> Result<Response<pb::TransferResult>, Status> {
+        let transfer = convert::burn(request.get_ref());
+        let forward = |mut c: LedgerClient<Channel>, r| -> Forwarded<_> {
+            Box::pin(async move { c.burn(r).await })
+        };
+        self.single(request, &transfer, forward).await
+    }
+
+    async fn hold(
+        &self,
+        request: Request<pb::HoldRequest>,
+    ) -> Result<Response<pb::TransferResult>, Status> {
+        let transfer = convert::hold(request.get_ref());
+        let forward = |mut c: LedgerClient<Channel>, r| -> Forwarded<_> {
+            Box::pin(async move { c.hold(r).await })
+        };
+        self.single(request, &transfer, forward).await
+    }
+
+    async fn capture(
+        &self,
+        request: Request<pb::CaptureRequest>,
+    ) -> Result<Response<pb::TransferResult>, Status> {
+        let transfer = convert::capture(request.get_ref());
+        let forward = |mut c: LedgerClient<Channel>, r| -> Forwarded<_> {
+            Box::pin(async move { c.capture(r).await })
+        };
+        self.single(request, &transfer, forward).await
+    }
+
+    async fn void(
+        &self,
+        request: Request<pb::VoidRequest>,
+    ) -> Result<Response<pb::TransferResult>, Status> {
+        let transfer = convert::void(request.get_ref());
+        let forward = |mut c: LedgerClient<Channel>, r| -> Forwarded<_> {
+            Box::pin(async move { c.void(r).await })
+        };
+        self.single(request, &transfer, forward).await
+    }
+
+    async fn refund(
+        &self,
+        request: Request<pb::RefundRequest>,
+    ) -> Result<Response<pb::TransferResult>, Status> {
+        let transfer = convert::refund(request.get_ref());
+        let forward = |mut c: LedgerClient<Channel>, r| -> Forwarded<_> {
+            Box::pin(async move { c.refund(r).await })
+        };
+        self.single(request, &transfer, forward).await
     }
 }

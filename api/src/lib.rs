@@ -4,10 +4,17 @@
 //! `ledgerctl` (the operator's CLI).
 
 pub mod admin_service;
+pub mod auth;
+pub mod client;
 pub mod config;
 pub mod convert;
+pub mod json;
 pub mod ledger_service;
+pub mod metrics;
+pub mod openapi;
+pub mod rest;
 pub mod server;
+pub mod tls;
 
 /// Largest gRPC message a node sends or takes: a full batch of 8,190 events with room to spare.
 pub const MESSAGE_BYTES_MAX: usize = 16 << 20;
@@ -18,4 +25,8 @@ pub mod proto {
     pub mod ledger {
         tonic::include_proto!("localplus.ledger.v1");
     }
+
+    /// The encoded descriptors of `localplus.ledger.v1`, for reflection and the OpenAPI document.
+    pub const DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/ledger_descriptor.bin"));
 }

@@ -10,6 +10,7 @@
 //! requests one after another: `ledger-sm` applies events in order, each seeing the ones before.
 //! Everything else is proposed alone.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -133,11 +134,36 @@ pub(crate) fn wall_clock() -> Timestamp {
     Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
+/// Upper bounds of the entry-size buckets of `WriteStats`, in events.
+pub const ENTRY_EVENTS_BUCKETS: [u64; 8] = [1, 8, 64, 256, 1024, 4096, 8190, u64::MAX];
+
+/// What the batcher has proposed since the node started, for metrics.
+#[derive(Debug, Default)]
+pub struct WriteStats {
+    /// Raft entries proposed.
+    pub entries: AtomicU64,
+    /// Events in them.
+    pub events: AtomicU64,
+    /// Entries by events in them: bucket `i` counts entries of at most `ENTRY_EVENTS_BUCKETS[i]`.
+    pub entry_events: [AtomicU64; ENTRY_EVENTS_BUCKETS.len()],
+}
+
+impl WriteStats {
+    fn record(&self, events: usize) {
+        let events = events as u64;
+        self.entries.fetch_add(1, Ordering::Relaxed);
+        self.events.fetch_add(events, Ordering::Relaxed);
+        let bucket = ENTRY_EVENTS_BUCKETS.iter().position(|max| events <= *max).unwrap_or(0);
+        self.entry_events[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Runs the batcher until every sender is gone.
 pub(crate) async fn run(
     raft: RaftHandle<impl storage::Kv + 'static>,
     mut queue: mpsc::Receiver<Pending>,
     inflight: usize,
+    stats: Arc<WriteStats>,
 ) {
     let inflight = Arc::new(Semaphore::new(inflight.max(1)));
     let mut carry: Option<Pending> = None;
@@ -152,6 +178,7 @@ pub(crate) async fn run(
         let Ok(permit) = Arc::clone(&inflight).acquire_owned().await else { return };
         // Everything queued while we waited for a slot joins this entry, if it may.
         let (operation, replies) = gather(first, &mut queue, &mut carry);
+        stats.record(operation.len());
         let raft = raft.clone();
         tokio::spawn(async move {
             let batch = Batch { now: wall_clock(), operation };

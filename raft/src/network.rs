@@ -14,7 +14,9 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::RaftNetworkV2;
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::proto::raft_client::RaftClient;
 use crate::proto::{RaftMessage, SnapshotChunk};
@@ -42,17 +44,70 @@ impl Default for Deadlines {
     }
 }
 
+/// How a node proves itself to its peers and checks them: TLS (the peers' CA, and this node's
+/// certificate for mutual TLS) and the cluster's peer secret, sent as a bearer token on every
+/// internal RPC.
+#[derive(Clone, Debug, Default)]
+pub struct Security {
+    pub tls: Option<ClientTlsConfig>,
+    pub peer_secret: Option<String>,
+}
+
 /// Channels to peers by address, shared by every client of one node.
 #[derive(Clone, Debug)]
 pub struct Channels {
     deadlines: Deadlines,
+    tls: Option<ClientTlsConfig>,
+    peer: PeerAuth,
     cache: Arc<Mutex<HashMap<String, Channel>>>,
 }
+
+/// Adds the peer secret to an internal RPC.
+#[derive(Clone, Debug, Default)]
+pub struct PeerAuth(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for PeerAuth {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A client of a peer's raft service, carrying the peer secret.
+pub type PeerRaftClient = RaftClient<InterceptedService<Channel, PeerAuth>>;
 
 impl Channels {
     #[must_use]
     pub fn new(deadlines: Deadlines) -> Self {
-        Self { deadlines, cache: Arc::default() }
+        Self::secured(deadlines, Security::default()).expect("no secret, nothing to refuse")
+    }
+
+    /// # Errors
+    /// The peer secret cannot be a header value.
+    pub fn secured(deadlines: Deadlines, security: Security) -> Result<Self, String> {
+        let peer = match security.peer_secret {
+            Some(secret) => PeerAuth(Some(
+                format!("Bearer {secret}")
+                    .parse()
+                    .map_err(|_| "peer secret: only visible ASCII characters".to_owned())?,
+            )),
+            None => PeerAuth(None),
+        };
+        Ok(Self { deadlines, tls: security.tls, peer, cache: Arc::default() })
+    }
+
+    /// A raft client of the peer at `address`.
+    ///
+    /// # Errors
+    /// As `channel`.
+    pub fn raft_client(&self, address: &str) -> Result<PeerRaftClient, String> {
+        let channel = self.channel(address)?;
+        Ok(RaftClient::with_interceptor(channel, self.peer.clone()))
     }
 
     #[must_use]
@@ -70,8 +125,15 @@ impl Channels {
         if let Some(channel) = cache.get(address) {
             return Ok(channel.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| format!("peer address {address:?}: {e}"))?
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
+            .map_err(|e| format!("peer address {address:?}: {e}"))?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint
+                .tls_config(tls.clone())
+                .map_err(|e| format!("peer address {address:?}: TLS: {e}"))?;
+        }
+        let endpoint = endpoint
             .connect_timeout(self.deadlines.connect)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
@@ -101,7 +163,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
-        let client = self.channels.channel(&node.addr).map(RaftClient::new);
+        let client = self.channels.raft_client(&node.addr);
         PeerClient {
             source: self.source,
             target,
@@ -120,7 +182,7 @@ pub struct PeerClient {
     cluster_id: u64,
     deadlines: Deadlines,
     /// An invalid address fails every RPC to this peer as unreachable.
-    client: Result<RaftClient<Channel>, String>,
+    client: Result<PeerRaftClient, String>,
 }
 
 fn unreachable(error: impl std::fmt::Display) -> Unreachable<TypeConfig> {
@@ -134,7 +196,7 @@ impl PeerClient {
         request
     }
 
-    fn client(&self) -> Result<RaftClient<Channel>, Unreachable<TypeConfig>> {
+    fn client(&self) -> Result<PeerRaftClient, Unreachable<TypeConfig>> {
         self.client.clone().map_err(unreachable)
     }
 

@@ -18,8 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::batcher::{self, write_error, Pending, WriteError};
-use crate::network::{Channels, Deadlines, Network};
-use crate::proto::raft_client::RaftClient;
+use crate::network::{Channels, Deadlines, Network, Security};
 use crate::proto::raft_server::RaftServer;
 use crate::proto::ReadIndexRequest;
 use crate::service::RaftService;
@@ -51,6 +50,8 @@ pub struct NodeConfig {
     pub entries_in_flight: usize,
     /// How often the leader looks for due holds and lots.
     pub tick_interval: Duration,
+    /// TLS and the peer secret for calls to peers.
+    pub security: Security,
 }
 
 impl NodeConfig {
@@ -69,6 +70,7 @@ impl NodeConfig {
             write_queue: 16_384,
             entries_in_flight: 4,
             tick_interval: Duration::from_secs(1),
+            security: Security::default(),
         }
     }
 
@@ -219,6 +221,7 @@ struct Inner<K: Kv + 'static> {
     channels: Channels,
     contact: Arc<Contact>,
     writes: mpsc::Sender<Pending>,
+    stats: Arc<batcher::WriteStats>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// One membership change at a time: each checks the membership it changes.
     admin: tokio::sync::Mutex<()>,
@@ -231,7 +234,7 @@ impl<K: Kv + 'static> Node<K> {
     /// An invalid configuration, or storage that cannot be read.
     pub async fn start(config: NodeConfig, store: Arc<Store<K>>) -> Result<Self, String> {
         let raft_config = Arc::new(config.raft_config()?);
-        let channels = Channels::new(config.deadlines);
+        let channels = Channels::secured(config.deadlines, config.security.clone())?;
         let network = Network::new(config.id, config.cluster_id, channels.clone());
         let raft = openraft::Raft::new(
             config.id,
@@ -243,7 +246,13 @@ impl<K: Kv + 'static> Node<K> {
         .await
         .map_err(|e| format!("raft failed to start: {e}"))?;
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
-        let batcher = tokio::spawn(batcher::run(raft.clone(), queue, config.entries_in_flight));
+        let stats = Arc::new(batcher::WriteStats::default());
+        let batcher = tokio::spawn(batcher::run(
+            raft.clone(),
+            queue,
+            config.entries_in_flight,
+            Arc::clone(&stats),
+        ));
         let inner = Arc::new(Inner {
             config,
             raft,
@@ -251,6 +260,7 @@ impl<K: Kv + 'static> Node<K> {
             channels,
             contact: Arc::default(),
             writes,
+            stats,
             tasks: Mutex::new(vec![batcher]),
             admin: tokio::sync::Mutex::new(()),
         });
@@ -268,6 +278,12 @@ impl<K: Kv + 'static> Node<K> {
     #[must_use]
     pub fn store(&self) -> &Arc<Store<K>> {
         &self.inner.store
+    }
+
+    /// The channels to peers (with this node's TLS), for other clients of peers to share.
+    #[must_use]
+    pub fn channels(&self) -> &Channels {
+        &self.inner.channels
     }
 
     /// The internal raft service, to mount on this node's gRPC server.
@@ -294,6 +310,18 @@ impl<K: Kv + 'static> Node<K> {
 
     fn not_leader(&self) -> Option<(u64, String)> {
         self.leader().filter(|(id, _)| *id != self.id())
+    }
+
+    /// What the batcher proposed since the node started.
+    #[must_use]
+    pub fn write_stats(&self) -> &batcher::WriteStats {
+        &self.inner.stats
+    }
+
+    /// Client writes waiting for the batcher now.
+    #[must_use]
+    pub fn write_queue_depth(&self) -> usize {
+        self.inner.writes.max_capacity() - self.inner.writes.capacity()
     }
 
     /// Applies `operation` through the leader's batcher. Only the leader takes writes; other
@@ -346,11 +374,12 @@ impl<K: Kv + 'static> Node<K> {
 
     async fn remote_read_index(&self) -> Result<u64, WriteError> {
         let (_, address) = self.not_leader().ok_or(WriteError::NotLeader(None))?;
-        let channel = self.inner.channels.channel(&address).map_err(WriteError::Unavailable)?;
+        let mut client =
+            self.inner.channels.raft_client(&address).map_err(WriteError::Unavailable)?;
         let mut request =
             tonic::Request::new(ReadIndexRequest { cluster_id: self.inner.config.cluster_id });
         request.set_timeout(self.inner.config.deadlines.rpc);
-        let reply = RaftClient::new(channel).read_index(request).await.map_err(|status| {
+        let reply = client.read_index(request).await.map_err(|status| {
             WriteError::Unavailable(format!("read index: {}", status.message()))
         })?;
         Ok(reply.into_inner().index)

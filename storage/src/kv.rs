@@ -147,4 +147,9 @@ pub trait Kv: Send + Sync {
     /// # Errors
     /// When the write or its sync fails; the batch may then be applied in memory but not durable.
     fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError>;
+
+    /// The engine's own estimates of its sizes in bytes, by name (for metrics); none by default.
+    fn sizes(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }

@@ -7,8 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use api::auth::{self, Auth};
 use api::config::{Config, LogFormat, Settings};
+use api::server::Security;
 use clap::Parser;
+use raft::NodeConfig;
 use storage::{RocksKv, RocksOptions, Store};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -49,6 +52,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads credentials and TLS: the server's side, and the node's side towards its peers.
+fn secure(config: &Config) -> Result<(Security, NodeConfig), String> {
+    let mut node = config.node.clone();
+    let mut security = Security::default();
+    if let Some((tokens, peer)) = &config.auth_files {
+        security.auth = Arc::new(Auth::load(tokens, peer)?);
+        node.security.peer_secret = Some(auth::read_secret(peer)?);
+    }
+    if let Some(tls) = &config.tls {
+        security.tls = Some(tls.server_config()?);
+        node.security.tls = Some(tls.client_config()?);
+    }
+    Ok((security, node))
+}
+
 fn fail(error: &str) -> ExitCode {
     eprintln!("ledgerd: {error}");
     ExitCode::FAILURE
@@ -87,7 +105,8 @@ async fn run(config: Config) -> Result<(), String> {
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
         }
     };
-    api::server::run(config.node, Arc::new(store), listener, shutdown).await?;
+    let (security, node) = secure(&config)?;
+    api::server::run(node, Arc::new(store), listener, security, shutdown).await?;
     tracing::info!("ledgerd stopped");
     Ok(())
 }

@@ -195,12 +195,14 @@ fn ledgerd_help_documents_every_setting() {
     let help = Command::new(LEDGERD).arg("--help").output().unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
     let source = include_str!("../../src/config.rs");
-    let keys: Vec<&str> = source
+    let settings = source.split("pub struct Settings {").nth(1).unwrap();
+    let settings = settings.split("\n}\n").next().unwrap();
+    let keys: Vec<&str> = settings
         .lines()
         .filter_map(|line| line.trim().strip_prefix("pub "))
         .filter_map(|line| line.split_once(": Option<").map(|(key, _)| key))
         .collect();
-    assert!(keys.len() >= 17, "{keys:?}");
+    assert!(keys.len() >= 23, "{keys:?}");
     for key in keys {
         let flag = format!("--{}", key.replace('_', "-"));
         let env = format!("LEDGERD_{}", key.to_uppercase());

@@ -11,6 +11,7 @@ use api::proto::ledger::admin_client::AdminClient;
 use clap::{Parser, Subcommand};
 use tonic::transport::Channel;
 
+mod client;
 mod demo;
 
 /// Operate a Local-Plus Ledger cluster.
@@ -23,8 +24,70 @@ struct Cli {
     /// How long to keep retrying while the cluster has no leader, in seconds.
     #[arg(long, global = true, default_value_t = 30)]
     wait: u64,
+    /// A bearer token (ledger scopes for client commands, admin for cluster commands).
+    #[arg(long, global = true, env = "LEDGERCTL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The cluster's CA (PEM): speak TLS.
+    #[arg(long, global = true, env = "LEDGERCTL_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
+    /// A client certificate (PEM) for mutual TLS, with --key-file.
+    #[arg(long, global = true, env = "LEDGERCTL_CERT_FILE")]
+    cert_file: Option<std::path::PathBuf>,
+    #[arg(long, global = true, env = "LEDGERCTL_KEY_FILE")]
+    key_file: Option<std::path::PathBuf>,
+    /// Print client commands' replies as JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How ledgerctl reaches nodes: TLS and the token, set once from the flags.
+#[derive(Debug, Default)]
+struct Connection {
+    tls: Option<tonic::transport::ClientTlsConfig>,
+    token: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+}
+
+static CONNECTION: std::sync::OnceLock<Connection> = std::sync::OnceLock::new();
+
+fn connection(cli: &Cli) -> Result<Connection, String> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let tls = match (&cli.ca_file, &cli.cert_file, &cli.key_file) {
+        (None, None, None) => None,
+        (Some(ca), cert, key) => {
+            let mut tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
+            match (cert, key) {
+                (Some(cert), Some(key)) => {
+                    tls =
+                        tls.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
+                }
+                (None, None) => {}
+                _ => return Err("--cert-file and --key-file go together".into()),
+            }
+            Some(tls)
+        }
+        (None, _, _) => return Err("--cert-file and --key-file need --ca-file".into()),
+    };
+    let token = match &cli.token {
+        Some(token) => Some(
+            format!("Bearer {token}").parse().map_err(|_| "--token: not a valid header value")?,
+        ),
+        None => None,
+    };
+    Ok(Connection { tls, token })
+}
+
+fn api_client(cli: &Cli) -> Result<api::client::Client, String> {
+    let mut config =
+        api::client::ClientConfig::new(cli.addr.split(',').map(str::to_owned).collect());
+    config.token.clone_from(&cli.token);
+    config.tls = CONNECTION.get().and_then(|c| c.tls.clone());
+    config.retry_for = Duration::from_secs(cli.wait);
+    api::client::Client::new(config).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +111,67 @@ enum Command {
     Snapshot,
     /// Earn, burn, a hold and its capture, and a gift card, then print balances.
     Demo,
+    /// Make API tokens for a node's tokens file.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    #[command(flatten)]
+    Client(client::ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// A fresh secret (printed once; give it to the caller) and its entry for the tokens file.
+    New {
+        #[arg(long)]
+        name: String,
+        /// ledger:read, ledger:write or admin; repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Requests per second on each node.
+        #[arg(long)]
+        rate_per_second: Option<u32>,
+    },
+    /// The hash of a secret read from standard input (for the tokens file).
+    Hash,
+    /// A fresh peer secret, for every node's peer_secret_file.
+    PeerSecret,
+}
+
+fn token(command: TokenCommand) -> Result<(), String> {
+    match command {
+        TokenCommand::New { name, scopes, rate_per_second } => {
+            let secret = api::auth::new_secret()?;
+            let entry = api::auth::TokenEntry {
+                name: name.clone(),
+                hash: api::auth::hash_secret(&secret),
+                scopes: scopes.clone(),
+                expires_at: None,
+                rate_per_second,
+                burst: None,
+            };
+            // Refuse what a node would refuse, before anyone relies on it.
+            api::auth::Auth::new(std::slice::from_ref(&entry), &secret)?;
+            eprintln!("secret (shown once): {secret}");
+            println!("[[token]]");
+            println!("name = {name:?}");
+            println!("hash = {:?}", entry.hash);
+            println!("scopes = {scopes:?}");
+            if let Some(rate) = rate_per_second {
+                println!("rate_per_second = {rate}");
+            }
+            Ok(())
+        }
+        TokenCommand::Hash => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map_err(|e| format!("standard input: {e}"))?;
+            println!("{}", api::auth::hash_secret(line.trim()));
+            Ok(())
+        }
+        TokenCommand::PeerSecret => {
+            println!("{}", api::auth::new_secret()?);
+            Ok(())
+        }
+    }
 }
 
 fn parse_member(text: &str) -> Result<(u64, String), String> {
@@ -60,6 +184,25 @@ fn parse_member(text: &str) -> Result<(u64, String), String> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let deadline = Instant::now() + Duration::from_secs(cli.wait);
+    match connection(&cli) {
+        Ok(connection) => {
+            let _ = CONNECTION.set(connection);
+        }
+        Err(error) => {
+            eprintln!("ledgerctl: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let client = match &cli.command {
+        Command::Client(_) => match api_client(&cli) {
+            Ok(client) => Some(client),
+            Err(error) => {
+                eprintln!("ledgerctl: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let outcome = match cli.command {
         Command::Init { members } => init(&cli.addr, members.into_iter().collect(), deadline).await,
         Command::Status => status(&cli.addr).await,
@@ -91,6 +234,11 @@ async fn main() -> ExitCode {
         }
         Command::Snapshot => snapshot(&cli.addr).await,
         Command::Demo => demo::run(&cli.addr, deadline).await,
+        Command::Token(command) => token(command),
+        Command::Client(command) => match client {
+            Some(client) => client::run(&client, command, cli.json).await,
+            None => Err("no client".into()),
+        },
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -101,13 +249,34 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn admin(address: &str) -> Result<AdminClient<Channel>, String> {
-    let endpoint = Channel::from_shared(format!("http://{address}"))
+type Admin = AdminClient<
+    tonic::service::interceptor::InterceptedService<
+        Channel,
+        fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+    >,
+>;
+
+fn with_token(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    if let Some(token) = CONNECTION.get().and_then(|c| c.token.clone()) {
+        request.metadata_mut().insert("authorization", token);
+    }
+    Ok(request)
+}
+
+async fn admin(address: &str) -> Result<Admin, String> {
+    let tls = CONNECTION.get().and_then(|c| c.tls.clone());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = Channel::from_shared(format!("{scheme}://{address}"))
         .map_err(|e| format!("address {address:?}: {e}"))?
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(60));
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))?;
+    }
     let channel = endpoint.connect().await.map_err(|e| format!("cannot reach {address}: {e}"))?;
-    Ok(AdminClient::new(channel))
+    let interceptor: fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> =
+        with_token;
+    Ok(AdminClient::with_interceptor(channel, interceptor))
 }
 
 /// The leader's address from a refusal, if it names one.
@@ -120,7 +289,7 @@ fn leader_hint(status: &tonic::Status) -> Option<String> {
 /// (or a node is unreachable) until `deadline`.
 async fn on_leader<T, F, Fut>(start: &str, deadline: Instant, call: F) -> Result<T, String>
 where
-    F: Fn(AdminClient<Channel>) -> Fut,
+    F: Fn(Admin) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     let mut address = start.to_owned();
@@ -182,7 +351,7 @@ async fn init(
 
 async fn membership<F, Fut>(address: &str, deadline: Instant, call: F) -> Result<(), String>
 where
-    F: Fn(AdminClient<Channel>) -> Fut,
+    F: Fn(Admin) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<pb::MembershipReply>, tonic::Status>>,
 {
     on_leader(address, deadline, call).await?;
