@@ -483,6 +483,9 @@ impl Client {
     }
 }
 
+/// Batch requests a `Batcher` has in flight at once.
+const BATCHES_IN_FLIGHT: usize = 16;
+
 type Submitted = (pb::NewTransfer, oneshot::Sender<Result<pb::TransferResult, ClientError>>);
 
 /// Gathers transfers submitted from many tasks into requests of up to `max_events`, waiting at
@@ -523,6 +526,7 @@ async fn batch_loop(
     max_events: usize,
     linger: Duration,
 ) {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         let until = tokio::time::Instant::now() + linger;
@@ -532,8 +536,12 @@ async fn batch_loop(
                 Ok(None) | Err(_) => break,
             }
         }
+        // Past `BATCHES_IN_FLIGHT`, gathering waits: the bounded queue then pushes back on
+        // the submitting tasks.
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { return };
         let client = client.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let (transfers, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
             match client.create_transfers(transfers).await {
                 Ok(results) if results.len() == replies.len() => {

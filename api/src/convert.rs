@@ -369,8 +369,9 @@ pub fn account_result(outcome: &AccountOutcome) -> pb::AccountResult {
 }
 
 #[must_use]
-pub fn transfer_result(outcome: &TransferOutcome) -> pb::TransferResult {
+pub fn transfer_result(outcome: &TransferOutcome, id: TransferId) -> pb::TransferResult {
     pb::TransferResult {
+        id: pb_u128(id.0),
         result: code_name(outcome.result),
         timestamp: outcome.timestamp.0,
         amount: pb_u128(outcome.amount),

@@ -170,8 +170,9 @@ impl<K: Kv + 'static> LedgerService<K> {
         forward: impl FnOnce(LedgerClient<Channel>, Request<Req>) -> Forwarded<pb::TransferResult>,
     ) -> Result<Response<pb::TransferResult>, Status> {
         let transfer = convert::new_transfer(transfer, "transfer").map_err(|e| invalid(&e))?;
+        let id = transfer.id;
         let reply = |results| match results {
-            Results::CreateTransfers(r) if r.len() == 1 => Ok(convert::transfer_result(&r[0])),
+            Results::CreateTransfers(r) if r.len() == 1 => Ok(convert::transfer_result(&r[0], id)),
             other => Err(other),
         };
         self.write(request, Operation::CreateTransfers(vec![transfer]), reply, forward).await
@@ -223,9 +224,14 @@ impl<K: Kv + 'static> pb::ledger_server::Ledger for LedgerService<K> {
         let transfers = convert_all(&request.get_ref().transfers, "transfers", |t, i| {
             convert::new_transfer(t, &format!("transfers[{i}]"))
         })?;
+        let ids: Vec<TransferId> = transfers.iter().map(|t| t.id).collect();
         let reply = |results| match results {
-            Results::CreateTransfers(r) => Ok(pb::CreateTransfersReply {
-                results: r.iter().map(convert::transfer_result).collect(),
+            Results::CreateTransfers(r) if r.len() == ids.len() => Ok(pb::CreateTransfersReply {
+                results: r
+                    .iter()
+                    .zip(ids)
+                    .map(|(outcome, id)| convert::transfer_result(outcome, id))
+                    .collect(),
             }),
             other => Err(other),
         };

@@ -181,14 +181,16 @@ fn error_responses(route: &rest::Route) -> Map<String, Value> {
         responses.insert("409".into(), problem("A retry with the same id but other fields"));
         responses.insert(
             "422".into(),
-            problem("The ledger refused the transfer; `code` is its result, `result` the details"),
+            problem(
+                "The ledger refused the transfer (`code` is its result, `result` the details), \
+                 or the Idempotency-Key disagrees with an explicit id",
+            ),
         );
     }
-    if route.idempotency != Idempotency::No {
-        responses.insert(
-            "422".into(),
-            problem("The ledger refused the transfer, or the Idempotency-Key disagrees with an id"),
-        );
+    if route.idempotency == Idempotency::Batch {
+        // Refusals are per event in the 200 reply; only the key itself can fail the request.
+        responses
+            .insert("422".into(), problem("The Idempotency-Key disagrees with an explicit id"));
     }
     responses
 }
@@ -206,7 +208,8 @@ fn parameters(route: &rest::Route) -> Vec<Value> {
                 "timestamp_min" | "timestamp_max" => {
                     json!({"type": "string", "pattern": "^[0-9]{1,20}$"})
                 }
-                "limit" => json!({"type": "integer", "minimum": 1, "maximum": 8190,
+                "limit" => json!({"type": "integer", "minimum": 1,
+                                  "maximum": ledger_sm::constants::QUERY_LIMIT_MAX,
                                   "default": rest::LIMIT_DEFAULT}),
                 _ => json!({"type": "integer", "minimum": 0, "maximum": u32::MAX}),
             };

@@ -31,8 +31,11 @@ use crate::proto::ledger as pb;
 use crate::proto::ledger::ledger_server::Ledger;
 use ledger_sm::constants::SYSTEM_ID_MIN;
 
-/// Largest JSON body taken: a full batch in JSON is about four times its protobuf.
-pub const JSON_BYTES_MAX: usize = 4 * crate::MESSAGE_BYTES_MAX;
+/// Largest JSON body taken: twice the largest protobuf request (a full batch of 8,190 events
+/// in JSON is about 4 MiB; personal fields can make it larger).
+pub const JSON_BYTES_MAX: usize = 2 * crate::MESSAGE_BYTES_MAX;
+/// Marks a refusal for a token's rate limit (RESOURCE_EXHAUSTED also means a full queue).
+pub const RATE_LIMITED: &str = "x-ledger-rate-limited";
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Entries a paged GET returns when its query names no `limit`.
 pub const LIMIT_DEFAULT: u32 = 100;
@@ -360,13 +363,16 @@ pub fn status_problem(status: &tonic::Status) -> Problem {
         Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition => {
             (StatusCode::CONFLICT, "conflict")
         }
+        Code::ResourceExhausted if status.metadata().contains_key(RATE_LIMITED) => {
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+        }
         Code::ResourceExhausted => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
         Code::Unavailable | Code::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
     let mut problem = Problem::new(http, code, status.message());
-    if http == StatusCode::SERVICE_UNAVAILABLE {
+    if http == StatusCode::SERVICE_UNAVAILABLE || http == StatusCode::TOO_MANY_REQUESTS {
         problem.headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));
     }
     if let Some(leader) = status.metadata().get(LEADER).and_then(|v| v.to_str().ok()) {
@@ -471,12 +477,21 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resu
         .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed_json", format!("body: {e}")))
 }
 
-/// The transfer id an idempotency key stands for: a key that is a UUID or a decimal number in
-/// the ids callers may use (1 to 2^127 - 1; higher ids are the ledger's own) is that number;
-/// any other key is hashed (BLAKE3) into that range. Event `index > 0` of a batch gets the hash
-/// of the key and its index instead, so every event of a retried batch keeps its id.
+/// The transfer id an idempotency key stands for, for an unnamed caller (a node without
+/// tokens); see `idempotent_id_for`.
 #[must_use]
 pub fn idempotent_id(key: &str, index: usize) -> u128 {
+    idempotent_id_for(None, key, index)
+}
+
+/// The transfer id a caller's idempotency key stands for. A key that is a UUID or a decimal
+/// number in the ids callers may use (1 to 2^127 - 1; higher ids are the ledger's own) is that
+/// number, as if sent as the id. Any other key is hashed (BLAKE3) into that range together with
+/// the token's name, so two callers' `order-17` are two transfers. Event `index > 0` of a batch
+/// gets the hash of the key and its index instead, so every event of a retried batch keeps its
+/// id.
+#[must_use]
+pub fn idempotent_id_for(caller: Option<&str>, key: &str, index: usize) -> u128 {
     let usable = |id: u128| (1..SYSTEM_ID_MIN).contains(&id).then_some(id);
     if index == 0 {
         let hex: String = key.chars().filter(|c| *c != '-').collect();
@@ -487,10 +502,25 @@ pub fn idempotent_id(key: &str, index: usize) -> u128 {
         }
     }
     let mut hasher = blake3::Hasher::new_derive_key("localplus-ledger 2026 idempotency key");
+    if let Some(caller) = caller {
+        hasher.update(&(caller.len() as u64).to_le_bytes());
+        hasher.update(caller.as_bytes());
+    }
+    hasher.update(&(key.len() as u64).to_le_bytes());
     hasher.update(key.as_bytes());
     hasher.update(&(index as u64).to_le_bytes());
     let bytes: [u8; 16] = hasher.finalize().as_bytes()[..16].try_into().unwrap_or([1; 16]);
-    (u128::from_le_bytes(bytes) % SYSTEM_ID_MIN).max(1)
+    let id = (u128::from_le_bytes(bytes) % SYSTEM_ID_MIN).max(1);
+    assert!((1..SYSTEM_ID_MIN).contains(&id));
+    id
+}
+
+/// Set by the gate on a request it let through: the name of the caller's token. A value the
+/// client sent is removed first, so it cannot be forged.
+pub const CALLER: &str = "x-ledger-caller";
+
+fn caller(headers: &HeaderMap) -> Option<&str> {
+    headers.get(CALLER).and_then(|v| v.to_str().ok())
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
@@ -507,12 +537,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
 
 /// Fills `id` from the key, or refuses an explicit id that disagrees with it.
 fn apply_key(
+    caller: Option<&str>,
     id: &mut Option<pb::U128>,
     key: &str,
     index: usize,
     field: &str,
 ) -> Result<(), Problem> {
-    let keyed = idempotent_id(key, index);
+    let keyed = idempotent_id_for(caller, key, index);
     match u128_of(id.as_ref()) {
         0 => {
             *id = pb_u128(keyed);
@@ -557,7 +588,7 @@ macro_rules! single {
     ($ledger:expr, $method:ident, $Request:ty, $headers:expr, $body:expr) => {{
         let mut message: $Request = json_body($headers, $body).await?;
         if let Some(key) = idempotency_key($headers)? {
-            apply_key(&mut message.id, &key, 0, "id")?;
+            apply_key(caller($headers), &mut message.id, &key, 0, "id")?;
         }
         let reply = $ledger.$method(tonic_request(message, $headers)).await;
         let reply = reply.map(tonic::Response::into_inner).map_err(|s| status_problem(&s))?;
@@ -587,7 +618,8 @@ async fn post_call(
             let mut message: pb::CreateTransfersRequest = json_body(headers, body).await?;
             if let Some(key) = idempotency_key(headers)? {
                 for (i, transfer) in message.transfers.iter_mut().enumerate() {
-                    apply_key(&mut transfer.id, &key, i, &format!("transfers[{i}].id"))?;
+                    let field = format!("transfers[{i}].id");
+                    apply_key(caller(headers), &mut transfer.id, &key, i, &field)?;
                 }
             }
             let reply = ledger.create_transfers(tonic_request(message, headers)).await;
@@ -795,6 +827,14 @@ mod tests {
         assert_ne!(hashed, idempotent_id("order-18", 0));
         assert_ne!(idempotent_id("order-17", 1), hashed);
         assert_ne!(idempotent_id("0", 0), 0);
+        // Hashed keys are the caller's own; ids given as keys are the same for every caller.
+        let wallet = idempotent_id_for(Some("wallet"), "order-17", 0);
+        assert_ne!(wallet, idempotent_id_for(Some("checkout"), "order-17", 0));
+        assert_ne!(wallet, hashed);
+        assert_eq!(idempotent_id_for(Some("wallet"), "42", 0), 42);
+        // Ids at or past 2^127 are the ledger's own: such a key is hashed like any other.
+        let system = SYSTEM_ID_MIN.to_string();
+        assert!((1..SYSTEM_ID_MIN).contains(&idempotent_id(&system, 0)));
     }
 
     #[test]

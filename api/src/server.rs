@@ -36,6 +36,10 @@ use crate::rest::{self, Problem};
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes in progress at once.
+const TLS_HANDSHAKES_MAX: usize = 256;
+/// Handshaken connections waiting for the server to take them.
+const TLS_ACCEPTED_QUEUE: usize = 64;
 
 /// Who may call, and over what.
 #[derive(Clone, Debug, Default)]
@@ -103,7 +107,7 @@ pub async fn serve<K: Kv + 'static>(
             .await
             .map_err(|e| format!("server failed: {e}")),
         Some(tls) => {
-            let (connections, incoming) = tokio::sync::mpsc::channel(64);
+            let (connections, incoming) = tokio::sync::mpsc::channel(TLS_ACCEPTED_QUEUE);
             let acceptor = tokio::spawn(accept_tls(listener, tls, connections));
             let served = server
                 .serve_with_incoming_shutdown(ReceiverStream::new(incoming), shutdown)
@@ -181,6 +185,7 @@ async fn accept_tls(
     connections: tokio::sync::mpsc::Sender<TlsConnection>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(TLS_HANDSHAKES_MAX));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -191,9 +196,13 @@ async fn accept_tls(
             }
         };
         let _ = stream.set_nodelay(true);
+        // At most `TLS_HANDSHAKES_MAX` at once: past that, accepting waits (the kernel's
+        // backlog holds new connections), so stalled handshakes cannot exhaust the node.
+        let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else { return };
         let acceptor = acceptor.clone();
         let connections = connections.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
                     let _ = connections.send(Ok(tls)).await;
@@ -292,7 +301,9 @@ fn classify(method: &str, path: &str) -> (&'static str, String, Need) {
         "/healthz" | "/readyz" | "/metrics" | "/openapi.json" => {
             ("http", path.into(), Need::Nothing)
         }
-        _ => ("http", "unknown".into(), Need::Nothing),
+        // Fail closed: a path no route knows (or a service mounted later and not listed
+        // here) needs the widest scope.
+        _ => ("http", "unknown".into(), Need::Scope(Scope::Admin)),
     }
 }
 
@@ -308,7 +319,13 @@ fn denied_grpc(denied: &Denied) -> Response {
     let status = match denied {
         Denied::Unauthenticated(_) => tonic::Status::unauthenticated(denied.to_string()),
         Denied::Forbidden(_) => tonic::Status::permission_denied(denied.to_string()),
-        Denied::RateLimited { .. } => tonic::Status::resource_exhausted(denied.to_string()),
+        Denied::RateLimited { .. } => {
+            let mut status = tonic::Status::resource_exhausted(denied.to_string());
+            status
+                .metadata_mut()
+                .insert(rest::RATE_LIMITED, tonic::metadata::MetadataValue::from_static("1"));
+            status
+        }
     };
     status.into_http::<Body>().map(Body::new)
 }
@@ -339,11 +356,19 @@ async fn gate_call(State(gate): State<Arc<Gate>>, request: Request, next: Next) 
     let (protocol, label, need) = classify(request.method().as_str(), request.uri().path());
     let grpc = is_grpc(&request);
     let authorization = request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
-    if let Err(denied) = gate.auth.check(need, authorization) {
-        let response = if grpc { denied_grpc(&denied) } else { denied_http(&denied) };
-        let result = result_of(&response, grpc).unwrap_or_else(|| "unknown".into());
-        gate.metrics.record(protocol, label, result, started.elapsed());
-        return response;
+    let caller = match gate.auth.check(need, authorization) {
+        Ok(caller) => caller,
+        Err(denied) => {
+            let response = if grpc { denied_grpc(&denied) } else { denied_http(&denied) };
+            let result = result_of(&response, grpc).unwrap_or_else(|| "unknown".into());
+            gate.metrics.record(protocol, label, result, started.elapsed());
+            return response;
+        }
+    };
+    let mut request = request;
+    request.headers_mut().remove(rest::CALLER);
+    if let Some(value) = caller.and_then(|name| HeaderValue::from_str(&name).ok()) {
+        request.headers_mut().insert(rest::CALLER, value);
     }
     let response = next.run(request).await;
     if !grpc {
@@ -425,7 +450,13 @@ impl http_body::Body for Recorded {
                     recorder.record("Internal".into());
                 }
             }
-            Poll::Ready(None) | Poll::Pending => {}
+            // The body ended without trailers: tonic always sends them, so this is a fault.
+            Poll::Ready(None) => {
+                if let Some(recorder) = self.recorder.take() {
+                    recorder.record("Unknown".into());
+                }
+            }
+            Poll::Pending => {}
         }
         polled
     }

@@ -189,8 +189,9 @@ async fn setup(client: &Client, accounts: u64) -> Result<(), String> {
     };
     let results =
         client.create_assets(vec![asset]).await.map_err(|e| format!("create asset: {e}"))?;
-    if !matches!(results[0].as_str(), "ok" | "exists") {
-        return Err(format!("create asset: {}", results[0]));
+    let result = results.first().map_or("no result", String::as_str);
+    if !matches!(result, "ok" | "exists") {
+        return Err(format!("create asset: {result}"));
     }
     let ids: Vec<u128> = (1..=u128::from(accounts)).map(|i| ACCOUNT_BASE + i).collect();
     for chunk in ids.chunks(8_190) {

@@ -74,8 +74,9 @@ async fn rest_routes_serve_the_ledger() {
     let earn = json!({"account": WALLET, "from": MERCHANT, "amount": "1", "asset": 1});
     let key = "via-follower-1".to_owned();
     let reply = Http::to(&cluster, follower).post_keyed("/v1/earn", &key, &earn).await;
-    assert_eq!(ok(&reply)["result"], "ok");
     let id = idempotent_id(&key, 0);
+    assert_eq!(ok(&reply)["result"], "ok");
+    assert_eq!(ok(&reply)["id"], id.to_string(), "the reply names the id the key stands for");
     assert_eq!(ok(&http.get(&format!("/v1/transfers/{id}")).await)["amount"], "1");
 
     // Every route was called on the leader: its metrics name each one.
@@ -204,6 +205,9 @@ async fn batches_take_an_idempotency_key(http: &Http) {
     assert!(retried.len() == 2 && retried.iter().all(|r| r["result"] == "exists"), "{retry}");
     // Event i's id is the key's hash with i.
     let ids: Vec<String> = (0..2).map(|i| idempotent_id(&key, i).to_string()).collect();
+    let replied: Vec<String> =
+        retried.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(replied, ids, "each result names its transfer's id");
     let found = ok(&http.post("/v1/transfers/lookup", &json!({"ids": ids})).await);
     let amounts: Vec<&str> = found["transfers"]
         .as_array()

@@ -123,8 +123,13 @@ async fn rest_credentials(cluster: &Cluster, id: u64) {
     for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
         assert_eq!(anyone.get(path).await.status, 200, "{path}");
     }
-    // A route that does not exist is not a way around the gate, nor a way to probe it.
-    assert_eq!(anyone.get("/v1/nothing").await.problem(404), "no_such_route");
+    // A path no route knows is not a way around the gate, nor a way to probe it: it needs the
+    // widest scope (fail closed), and only then does it answer that nothing is there.
+    assert_eq!(anyone.get("/v1/nothing").await.problem(401), "unauthenticated");
+    let reader = http.clone().token(Some(READER));
+    assert_eq!(reader.get("/v1/nothing").await.problem(403), "forbidden");
+    let admin = http.clone().token(Some(ADMIN));
+    assert_eq!(admin.get("/v1/nothing").await.problem(404), "no_such_route");
 }
 
 async fn admin_and_raft_need_their_own(cluster: &Cluster, leader: u64) {

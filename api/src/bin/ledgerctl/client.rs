@@ -273,6 +273,16 @@ fn fresh(id: u128) -> u128 {
     }
 }
 
+/// Prints what became of a created account or card; a refusal is an error.
+fn created(what: &str, result: Option<&str>) -> Result<(), String> {
+    let result = result.unwrap_or("no result");
+    println!("{what}: {result}");
+    match result {
+        "ok" | "exists" => Ok(()),
+        other => Err(format!("the ledger refused it: {other}")),
+    }
+}
+
 /// Runs one client command.
 pub async fn run(client: &Client, command: ClientCommand, json_out: bool) -> Result<(), String> {
     let e = |e: api::client::ClientError| e.to_string();
@@ -296,11 +306,7 @@ pub async fn run(client: &Client, command: ClientCommand, json_out: bool) -> Res
             if json_out {
                 return json(&results);
             }
-            println!("account {id}: {}", results[0].result);
-            match results[0].result.as_str() {
-                "ok" | "exists" => Ok(()),
-                other => Err(format!("the ledger refused it: {other}")),
-            }
+            created(&format!("account {id}"), results.first().map(|r| r.result.as_str()))
         }
         ClientCommand::Account(AccountCommand::Show { ids }) => {
             let accounts = client.lookup_accounts(&ids, Duration::ZERO).await.map_err(e)?;
@@ -325,11 +331,7 @@ pub async fn run(client: &Client, command: ClientCommand, json_out: bool) -> Res
             if json_out {
                 return json(&results);
             }
-            println!("gift card {id}: {}", results[0].result);
-            match results[0].result.as_str() {
-                "ok" | "exists" => Ok(()),
-                other => Err(format!("the ledger refused it: {other}")),
-            }
+            created(&format!("gift card {id}"), results.first().map(|r| r.result.as_str()))
         }
         ClientCommand::GiftCard(GiftCardCommand::Show) => {
             let code = read_code()?;
