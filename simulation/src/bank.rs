@@ -1,0 +1,308 @@
+//! The sequential model of a few ledger accounts: what the cluster must look like from outside.
+//!
+//! It is written apart from `ledger-sm`, on purpose: a second, small statement of the rules the
+//! simulation's clients rely on, so that a bug in the ledger is not also in its judge.
+//! - A transfer moves `amount` from `debit` to `credit`. A *guarded* account's debits must not
+//!   exceed its credits (a customer wallet, a gift card); a transfer that would break that is
+//!   refused with `ExceedsCredits`. Other accounts (a merchant's, the program's) may go below
+//!   zero.
+//! - A transfer id is used once, for ever (ADR 0003): a retry with the same fields answers
+//!   `Exists` if the transfer was applied and the same refusal if it was refused — a refusal is
+//!   recorded, so a blind retry never turns a refusal into a transfer; a retry with other
+//!   fields answers `ExistsWithDifferentFields`.
+//! - A read returns an account's posted debits and credits.
+//!
+//! `partitions` splits a history into parts that cannot influence each other (P-compositional
+//! checking): each part is a set of guarded accounts with every call that touches them, so the
+//! checker's search stays small however long the history.
+
+use std::collections::BTreeMap;
+
+use crate::checker::{self, Call, Model, Verdict};
+
+/// An account's posted totals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Balance {
+    pub debits: u128,
+    pub credits: u128,
+}
+
+/// A transfer request; accounts are indexes into the bank's accounts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Transfer {
+    pub id: u128,
+    pub debit: usize,
+    pub credit: usize,
+    pub amount: u128,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Transfer(Transfer),
+    Read(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ret {
+    Ok,
+    Exists,
+    ExceedsCredits,
+    ExistsWithDifferentFields,
+    Balance(Balance),
+}
+
+/// The model: which accounts are guarded, and which the state keeps (a partition keeps only
+/// its own; the others are unguarded there, so their balances decide nothing).
+#[derive(Clone, Debug)]
+pub struct Bank {
+    guarded: Vec<bool>,
+    kept: Vec<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BankState {
+    balances: Vec<Balance>,
+    /// Every transfer id used, with what became of it.
+    transfers: BTreeMap<u128, (Transfer, Recorded)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Recorded {
+    Applied,
+    Refused,
+}
+
+/// One independent part of a history: its guarded accounts, the model to check it with, and
+/// the indexes of its calls in the whole history.
+#[derive(Clone, Debug)]
+pub struct Partition {
+    pub accounts: Vec<usize>,
+    pub bank: Bank,
+    pub calls: Vec<usize>,
+}
+
+impl Bank {
+    /// A bank of `guarded.len()` accounts, all starting at zero.
+    #[must_use]
+    pub fn new(guarded: Vec<bool>) -> Bank {
+        let kept = vec![true; guarded.len()];
+        Bank { guarded, kept }
+    }
+
+    #[must_use]
+    pub fn accounts(&self) -> usize {
+        self.guarded.len()
+    }
+
+    /// Splits `history` into independent partitions, one per group of guarded accounts that
+    /// transfers (or reuses of one transfer id) connect. Reads of unguarded accounts, and
+    /// transfers that touch no guarded account, belong to no partition: only the whole-bank
+    /// check judges them.
+    ///
+    /// # Panics
+    /// A call names an account the bank does not have.
+    #[must_use]
+    pub fn partitions(&self, history: &[Call<Op, Ret>]) -> Vec<Partition> {
+        let mut groups = Groups::new(self.accounts());
+        // Calls that share a transfer id answer for each other (`Exists…`): keep them together.
+        let mut by_id: BTreeMap<u128, Vec<usize>> = BTreeMap::new();
+        for (index, call) in history.iter().enumerate() {
+            if let Op::Transfer(t) = call.op {
+                assert!(t.debit < self.accounts() && t.credit < self.accounts());
+                by_id.entry(t.id).or_default().push(index);
+            }
+        }
+        let mut owner_of_call: Vec<Option<usize>> = vec![None; history.len()];
+        for calls in by_id.values() {
+            let guarded: Vec<usize> = calls
+                .iter()
+                .flat_map(|c| match history[*c].op {
+                    Op::Transfer(t) => [t.debit, t.credit],
+                    Op::Read(_) => unreachable!("grouped by transfer id"),
+                })
+                .filter(|a| self.guarded[*a])
+                .collect();
+            for pair in guarded.windows(2) {
+                groups.join(pair[0], pair[1]);
+            }
+            for call in calls {
+                owner_of_call[*call] = guarded.first().copied();
+            }
+        }
+        for (index, call) in history.iter().enumerate() {
+            if let Op::Read(account) = call.op {
+                assert!(account < self.accounts());
+                owner_of_call[index] = self.guarded[account].then_some(account);
+            }
+        }
+        let mut parts: BTreeMap<usize, Partition> = BTreeMap::new();
+        for account in (0..self.accounts()).filter(|a| self.guarded[*a]) {
+            let root = groups.root(account);
+            let part = parts.entry(root).or_insert_with(|| Partition {
+                accounts: Vec::new(),
+                bank: Bank { guarded: self.guarded.clone(), kept: vec![false; self.accounts()] },
+                calls: Vec::new(),
+            });
+            part.accounts.push(account);
+            part.bank.kept[account] = true;
+        }
+        for (index, owner) in owner_of_call.into_iter().enumerate() {
+            if let Some(account) = owner {
+                let part = parts.get_mut(&groups.root(account)).expect("every guarded account");
+                part.calls.push(index);
+            }
+        }
+        parts.into_values().filter(|p| !p.calls.is_empty()).collect()
+    }
+
+    /// The model's answer to `transfer` in `state`, and the state after it.
+    fn transfer(&self, state: &BankState, transfer: Transfer) -> (BankState, Ret) {
+        if let Some((original, recorded)) = state.transfers.get(&transfer.id) {
+            let ret = match (*original == transfer, recorded) {
+                (false, _) => Ret::ExistsWithDifferentFields,
+                (true, Recorded::Applied) => Ret::Exists,
+                (true, Recorded::Refused) => Ret::ExceedsCredits,
+            };
+            return (state.clone(), ret);
+        }
+        let mut next = state.clone();
+        let debit = &state.balances[transfer.debit];
+        if self.guarded[transfer.debit] {
+            assert!(self.kept[transfer.debit], "a partition keeps its guarded accounts");
+            if debit.debits + transfer.amount > debit.credits {
+                next.transfers.insert(transfer.id, (transfer, Recorded::Refused));
+                return (next, Ret::ExceedsCredits);
+            }
+        }
+        if self.kept[transfer.debit] {
+            next.balances[transfer.debit].debits += transfer.amount;
+        }
+        if self.kept[transfer.credit] {
+            next.balances[transfer.credit].credits += transfer.amount;
+        }
+        next.transfers.insert(transfer.id, (transfer, Recorded::Applied));
+        (next, Ret::Ok)
+    }
+}
+
+impl Model for Bank {
+    type State = BankState;
+    type Op = Op;
+    type Ret = Ret;
+
+    fn init(&self) -> BankState {
+        BankState {
+            balances: vec![Balance::default(); self.accounts()],
+            transfers: BTreeMap::new(),
+        }
+    }
+
+    fn step(&self, state: &BankState, op: &Op, ret: Option<&Ret>) -> Option<BankState> {
+        match *op {
+            Op::Read(account) => {
+                assert!(self.kept[account], "a read of an account this model does not keep");
+                let balance = Ret::Balance(state.balances[account]);
+                ret.is_none_or(|r| *r == balance).then(|| state.clone())
+            }
+            Op::Transfer(transfer) => {
+                let (next, expected) = self.transfer(state, transfer);
+                ret.is_none_or(|r| *r == expected).then_some(next)
+            }
+        }
+    }
+}
+
+/// A partition (or the whole bank) whose calls no order explains.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The guarded accounts of the partition; every account for the whole bank.
+    pub accounts: Vec<usize>,
+    /// Indexes into the whole history.
+    pub longest: Vec<usize>,
+    pub unexplained: usize,
+}
+
+/// What checking a history found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    Linearizable,
+    Violation(Violation),
+    /// A part too large for the bound: neither a pass nor a failure.
+    Undecided {
+        accounts: Vec<usize>,
+        configurations: usize,
+    },
+}
+
+/// Checks each partition of `history` on its own.
+#[must_use]
+pub fn check_per_account(
+    bank: &Bank,
+    history: &[Call<Op, Ret>],
+    configurations_max: usize,
+) -> Finding {
+    for part in bank.partitions(history) {
+        let calls: Vec<Call<Op, Ret>> = part.calls.iter().map(|c| history[*c].clone()).collect();
+        let finding = judged(
+            checker::check(&part.bank, &calls, configurations_max),
+            &part.accounts,
+            &part.calls,
+        );
+        if finding != Finding::Linearizable {
+            return finding;
+        }
+    }
+    Finding::Linearizable
+}
+
+/// Checks the whole history against the whole bank (every account kept): the only check of
+/// unguarded accounts' reads, affordable for short histories.
+#[must_use]
+pub fn check_whole(bank: &Bank, history: &[Call<Op, Ret>], configurations_max: usize) -> Finding {
+    let whole = Bank::new(bank.guarded.clone());
+    let all: Vec<usize> = (0..history.len()).collect();
+    let accounts: Vec<usize> = (0..bank.accounts()).collect();
+    judged(checker::check(&whole, history, configurations_max), &accounts, &all)
+}
+
+/// `verdict` on a part whose calls are `calls` of the whole history.
+fn judged(verdict: Verdict, accounts: &[usize], calls: &[usize]) -> Finding {
+    match verdict {
+        Verdict::Linearizable { .. } => Finding::Linearizable,
+        Verdict::NotLinearizable { longest, unexplained } => Finding::Violation(Violation {
+            accounts: accounts.to_vec(),
+            longest: longest.into_iter().map(|c| calls[c]).collect(),
+            unexplained: calls[unexplained],
+        }),
+        Verdict::Undecided { configurations } => {
+            Finding::Undecided { accounts: accounts.to_vec(), configurations }
+        }
+    }
+}
+
+/// Union-find over account indexes.
+struct Groups {
+    parent: Vec<usize>,
+}
+
+impl Groups {
+    fn new(count: usize) -> Groups {
+        Groups { parent: (0..count).collect() }
+    }
+
+    fn root(&mut self, mut account: usize) -> usize {
+        while self.parent[account] != account {
+            self.parent[account] = self.parent[self.parent[account]];
+            account = self.parent[account];
+        }
+        account
+    }
+
+    fn join(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.root(a), self.root(b));
+        self.parent[a.max(b)] = a.min(b);
+    }
+}
+
+#[cfg(test)]
+mod tests;
