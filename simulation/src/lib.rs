@@ -6,11 +6,17 @@
 //!   search with Lowe's memoization of visited configurations), for any sequential `Model`;
 //! - `bank`: the sequential model of a few ledger accounts (transfers with idempotent ids and
 //!   recorded refusals, balance reads) the checker judges histories against, whole or one
-//!   account at a time.
+//!   account at a time;
+//! - `chaos`: three real `ledgerd` processes under SIGKILL and SIGSTOP while clients write,
+//!   retry and read; their history is judged by the checker and the nodes must converge.
+//!
+//! Not yet: the seeded single-thread cluster (turmoil), `ledger-sim`, the TCP fault proxy.
 //!
 //! What it is not: a proof for unbounded histories. The search is exponential in the number of
 //! calls that overlap in time; `SearchOptions::configurations_max` bounds it, and a history
 //! that exhausts the bound is `Verdict::Undecided`, never "linearizable".
 
 pub mod bank;
+pub mod chaos;
 pub mod checker;
+pub mod rng;

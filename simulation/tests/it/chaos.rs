@@ -1,0 +1,71 @@
+//! Goal: under SIGKILL and SIGSTOP of nodes, with clients writing, retrying (the same request,
+//! and the same id with other fields) and reading, every history the clients saw is
+//! linearizable against the bank model, and the nodes converge to one state hash. Method: the
+//! chaos harness on three real `ledgerd` processes for a short, fixed seed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use simulation::bank::{check_per_account, Finding, Ret};
+use simulation::chaos::{self, ChaosOptions, Fault, CONFIGURATIONS_MAX};
+
+/// `ledgerd`, built by `cargo test --workspace` in the same target directory.
+fn ledgerd() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
+    let ledgerd = profile.join("ledgerd");
+    assert!(ledgerd.exists(), "{} is missing: run the tests with --workspace", ledgerd.display());
+    ledgerd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_chaos_run_stays_linearizable() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ChaosOptions {
+        ledgerd: ledgerd(),
+        dir: dir.path().to_owned(),
+        seed: 7,
+        clients: 6,
+        wallets: 4,
+        load: Duration::from_secs(12),
+        fault_gap: Duration::from_millis(700),
+    };
+    let report = chaos::run(&options).await.unwrap();
+    eprintln!("{report:#?}");
+    assert_eq!(report.finding, Finding::Linearizable, "seed {}", report.seed);
+    assert_eq!(report.state_hashes.len(), 3);
+    assert!(report.state_hashes.iter().all(|h| *h == report.state_hashes[0]));
+    // The run did what it is for: faults of both kinds, and answers of every kind.
+    assert!(report.faults.get(&Fault::Kill).is_some_and(|n| *n >= 1), "{report:?}");
+    assert!(report.faults.get(&Fault::Pause).is_some_and(|n| *n >= 1), "{report:?}");
+    for answer in ["Ok", "Exists", "ExceedsCredits", "ExistsWithDifferentFields", "balance"] {
+        assert!(report.answers.contains_key(answer), "no {answer} in {:?}", report.answers);
+    }
+    // The checker has teeth on this history: one read that saw a point too many, or a
+    // duplicate answered as new, is caught.
+    let mut history = report.history.clone();
+    let read = history.iter_mut().rev().find_map(|c| match &mut c.answered {
+        Some((_, Ret::Balance(balance))) => Some(balance),
+        _ => None,
+    });
+    read.expect("reads were answered").credits += 1;
+    let finding = check_per_account(&report.bank, &history, CONFIGURATIONS_MAX);
+    assert!(matches!(finding, Finding::Violation(_)), "{finding:?}");
+    let mut history = report.history.clone();
+    // A retry answered `Exists` whose first attempt was answered `Ok` before it was made.
+    let duplicate = (0..history.len()).find(|r| {
+        let retry = &history[*r];
+        matches!(retry.answered, Some((_, Ret::Exists)))
+            && history.iter().any(|first| {
+                first.op == retry.op
+                    && first
+                        .answered
+                        .as_ref()
+                        .is_some_and(|(at, ret)| *ret == Ret::Ok && *at < retry.invoked)
+            })
+    });
+    let duplicate = duplicate.expect("a retry of an acknowledged transfer");
+    history[duplicate].answered.as_mut().unwrap().1 = Ret::Ok;
+    let finding = check_per_account(&report.bank, &history, CONFIGURATIONS_MAX);
+    assert!(matches!(finding, Finding::Violation(_)), "{finding:?}");
+}
