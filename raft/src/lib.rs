@@ -70,7 +70,22 @@ openraft::declare_raft_types!(
         R = LedgerResponse,
         NodeId = u64,
         Node = openraft::impls::BasicNode,
+        AsyncRuntime = Runtime,
 );
+
+/// Tokio, with openraft's random numbers (election timeouts, tick phases) drawn from a seed
+/// that each task inherits from the one that spawned it. Every raft instance must start inside
+/// `seeded`: a node takes a random seed, the simulation a seed of its own.
+pub type Runtime =
+    openraft_rt::deterministic_rng::DeterministicRng<openraft_rt_tokio::TokioRuntime>;
+
+/// Runs `future` (which starts raft instances) with openraft's random numbers drawn from `seed`.
+pub fn seeded<F: std::future::Future>(
+    seed: u64,
+    future: F,
+) -> impl std::future::Future<Output = F::Output> {
+    Runtime::scope(seed, future)
+}
 
 pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
 pub type Vote = openraft::alias::VoteOf<TypeConfig>;

@@ -52,6 +52,9 @@ pub struct NodeConfig {
     pub tick_interval: Duration,
     /// TLS and the peer secret for calls to peers.
     pub security: Security,
+    /// The seed of openraft's random numbers (election timeouts); `None`: a random one. The
+    /// simulation sets it so that a seed replays a run exactly.
+    pub rng_seed: Option<u64>,
 }
 
 impl NodeConfig {
@@ -71,6 +74,7 @@ impl NodeConfig {
             entries_in_flight: 4,
             tick_interval: Duration::from_secs(1),
             security: Security::default(),
+            rng_seed: None,
         }
     }
 
@@ -236,12 +240,19 @@ impl<K: Kv + 'static> Node<K> {
         let raft_config = Arc::new(config.raft_config()?);
         let channels = Channels::secured(config.deadlines, config.security.clone())?;
         let network = Network::new(config.id, config.cluster_id, channels.clone());
-        let raft = openraft::Raft::new(
-            config.id,
-            raft_config,
-            network,
-            LogStore::new(Arc::clone(&store)),
-            StateMachine::new(Arc::clone(&store)),
+        let seed = config.rng_seed.unwrap_or_else(|| {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new().build_hasher().finish()
+        });
+        let raft = crate::seeded(
+            seed,
+            openraft::Raft::new(
+                config.id,
+                raft_config,
+                network,
+                LogStore::new(Arc::clone(&store)),
+                StateMachine::new(Arc::clone(&store)),
+            ),
         )
         .await
         .map_err(|e| format!("raft failed to start: {e}"))?;

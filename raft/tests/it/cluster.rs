@@ -59,12 +59,15 @@ impl Router {
             ..Config::default()
         };
         let network = Network { router: self.clone(), source: id, target: 0 };
-        let node = Raft::new(
+        let node = raft::seeded(
             id,
-            Arc::new(config.validate().unwrap()),
-            network,
-            LogStore::new(Arc::clone(&store)),
-            StateMachine::new(Arc::clone(&store)),
+            Raft::new(
+                id,
+                Arc::new(config.validate().unwrap()),
+                network,
+                LogStore::new(Arc::clone(&store)),
+                StateMachine::new(Arc::clone(&store)),
+            ),
         )
         .await
         .unwrap();

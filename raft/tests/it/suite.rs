@@ -43,10 +43,10 @@ impl StoreBuilder<TypeConfig, LogStore<RocksKv>, StateMachine<RocksKv>, tempfile
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openraft_suite_on_memory() {
-    Suite::test_all(MemBuilder).await.unwrap();
+    raft::seeded(1, Suite::test_all(MemBuilder)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openraft_suite_on_rocksdb() {
-    Suite::test_all(RocksBuilder).await.unwrap();
+    raft::seeded(2, Suite::test_all(RocksBuilder)).await.unwrap();
 }
