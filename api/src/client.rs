@@ -7,10 +7,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ledger_sm::constants::BATCH_EVENTS_MAX;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
@@ -35,6 +36,8 @@ pub struct ClientConfig {
     /// How long to keep retrying a call that may be retried.
     pub retry_for: Duration,
     pub connect_timeout: Duration,
+    /// How to reach a node; `None`: TCP. The simulation dials its simulated network.
+    pub dialer: Option<raft::network::Dialer>,
 }
 
 impl ClientConfig {
@@ -47,6 +50,7 @@ impl ClientConfig {
             timeout: Duration::from_secs(10),
             retry_for: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(2),
+            dialer: None,
         }
     }
 }
@@ -168,12 +172,15 @@ impl Client {
         if let Some(tls) = &config.tls {
             endpoint = endpoint.tls_config(tls.clone()).map_err(|e| unusable(&e))?;
         }
-        let channel = endpoint
+        let endpoint = endpoint
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .connect_lazy();
+            .keep_alive_timeout(Duration::from_secs(5));
+        let channel = match &config.dialer {
+            Some(raft::network::Dialer(dial)) => dial(endpoint),
+            None => endpoint.connect_lazy(),
+        };
         channels.push((address.to_owned(), channel.clone()));
         Ok(channel)
     }

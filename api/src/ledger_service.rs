@@ -11,7 +11,7 @@ use ledger_sm::result::Results;
 use ledger_sm::types::{AccountId, TransferId};
 use raft::network::Channels;
 use raft::{Consistency, Node, WriteError};
-use storage::{Kv, Store};
+use storage::{Kv, StorageError, Store};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -80,8 +80,11 @@ fn consistency(read: Option<&pb::ReadConsistency>) -> Consistency {
     }
 }
 
-fn query_status<E: std::fmt::Display + std::fmt::Debug>(error: query::QueryError<E>) -> Status {
+fn query_status(error: query::QueryError<StorageError>) -> Status {
     match error {
+        query::QueryError::Store(e @ StorageError::Corrupted { .. }) => Status::unavailable(
+            format!("this node found damaged data and is stopping ({e}); ask another node"),
+        ),
         query::QueryError::Store(e) => Status::internal(format!("storage: {e}")),
         query::QueryError::TooManyIds => Status::invalid_argument(format!(
             "ids: at most {} in one request",
@@ -114,6 +117,15 @@ type Forwarded<Rep> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Rep>, Status>> + Send>>;
 
 impl<K: Kv + 'static> LedgerService<K> {
+    /// A failed query as the caller sees it. Damaged data halts this node: it must not go on
+    /// serving, voting or replicating from it.
+    fn query_status(&self, error: query::QueryError<StorageError>) -> Status {
+        if let query::QueryError::Store(e @ StorageError::Corrupted { .. }) = &error {
+            self.node.halt(format!("a read found damaged data: {e}"));
+        }
+        query_status(error)
+    }
+
     /// Waits until this node's store may answer a read as fresh as `read` asks.
     async fn barrier(&self, read: Option<&pb::ReadConsistency>) -> Result<&Store<K>, Status> {
         self.node.read_barrier(consistency(read)).await.map_err(|e| write_status(&e))?;
@@ -137,10 +149,11 @@ impl<K: Kv + 'static> LedgerService<K> {
         let WriteError::NotLeader(Some((_, address))) = &error else {
             return Err(write_status(&error));
         };
+        let address = address.clone();
         if request.metadata().contains_key(FORWARDED) {
             return Err(write_status(&error));
         }
-        let channel = self.channels.channel(address).map_err(Status::unavailable)?;
+        let channel = self.channels.channel(&address).map_err(Status::unavailable)?;
         let deadline = request.metadata().get(GRPC_TIMEOUT).cloned();
         let authorization = request.metadata().get(AUTHORIZATION).cloned();
         let mut request = Request::new(request.into_inner());
@@ -159,7 +172,16 @@ impl<K: Kv + 'static> LedgerService<K> {
         let client = LedgerClient::new(channel)
             .max_decoding_message_size(crate::MESSAGE_BYTES_MAX)
             .max_encoding_message_size(crate::MESSAGE_BYTES_MAX);
-        forward(client, request).await
+        // A connection that broke under the forwarded call surfaces as `Unknown`; the leader
+        // itself never answers with it. Say what the caller can do: retry with the same ids.
+        forward(client, request).await.map_err(|status| match status.code() {
+            tonic::Code::Unknown => Status::unavailable(format!(
+                "forwarding to the leader at {address}: {}; the write may or may not have been \
+                 applied: retry it with the same ids",
+                status.message()
+            )),
+            _ => status,
+        })
     }
 
     /// A convenience call: the one transfer it stands for, applied like any other.
@@ -283,7 +305,7 @@ impl<K: Kv + 'static> pb::ledger_server::Ledger for LedgerService<K> {
         let ids: Vec<AccountId> =
             request.ids.iter().map(|id| AccountId(u128_of(Some(id)))).collect();
         let store = self.barrier(request.consistency.as_ref()).await?;
-        let found = query::lookup_accounts(store, &ids).map_err(query_status)?;
+        let found = query::lookup_accounts(store, &ids).map_err(|e| self.query_status(e))?;
         Ok(Response::new(pb::LookupAccountsReply {
             accounts: found.iter().flatten().map(convert::account).collect(),
         }))
@@ -297,7 +319,7 @@ impl<K: Kv + 'static> pb::ledger_server::Ledger for LedgerService<K> {
         let ids: Vec<TransferId> =
             request.ids.iter().map(|id| TransferId(u128_of(Some(id)))).collect();
         let store = self.barrier(request.consistency.as_ref()).await?;
-        let found = query::lookup_transfers(store, &ids).map_err(query_status)?;
+        let found = query::lookup_transfers(store, &ids).map_err(|e| self.query_status(e))?;
         Ok(Response::new(pb::LookupTransfersReply {
             transfers: found.iter().flatten().map(convert::transfer).collect(),
         }))
@@ -328,7 +350,7 @@ impl<K: Kv + 'static> pb::ledger_server::Ledger for LedgerService<K> {
         let filter = request.into_inner();
         let store = self.barrier(filter.consistency.as_ref()).await?;
         let transfers = query::account_transfers(store, &convert::account_filter(&filter))
-            .map_err(query_status)?;
+            .map_err(|e| self.query_status(e))?;
         Ok(Response::new(pb::GetAccountTransfersReply {
             transfers: transfers.iter().map(convert::transfer).collect(),
         }))
@@ -341,7 +363,7 @@ impl<K: Kv + 'static> pb::ledger_server::Ledger for LedgerService<K> {
         let filter = request.into_inner();
         let store = self.barrier(filter.consistency.as_ref()).await?;
         let entries = query::balance_history(store, &convert::account_filter(&filter))
-            .map_err(query_status)?;
+            .map_err(|e| self.query_status(e))?;
         Ok(Response::new(pb::GetBalanceHistoryReply {
             entries: entries.iter().map(convert::balance_entry).collect(),
         }))
@@ -354,7 +376,7 @@ impl<K: Kv + 'static> pb::ledger_server::Ledger for LedgerService<K> {
         let request = request.into_inner();
         let store = self.barrier(request.consistency.as_ref()).await?;
         let account = AccountId(u128_of(request.account.as_ref()));
-        let lots = query::account_lots(store, account).map_err(query_status)?;
+        let lots = query::account_lots(store, account).map_err(|e| self.query_status(e))?;
         Ok(Response::new(pb::GetAccountLotsReply { lots: lots.iter().map(convert::lot).collect() }))
     }
 
@@ -365,7 +387,7 @@ impl<K: Kv + 'static> pb::ledger_server::Ledger for LedgerService<K> {
         let request = request.into_inner();
         let store = self.barrier(request.consistency.as_ref()).await?;
         let hash = convert::gift_card_code_hash(&request.code);
-        match query::gift_card(store, &hash).map_err(query_status)? {
+        match query::gift_card(store, &hash).map_err(|e| self.query_status(e))? {
             Some(card) if !hash.is_zero() => Ok(Response::new(convert::account(&card))),
             _ => Err(Status::not_found("no gift card with this code")),
         }

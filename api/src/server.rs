@@ -54,7 +54,8 @@ pub struct Security {
 /// then stops accepting, finishes calls in flight, and stops raft.
 ///
 /// # Errors
-/// Raft failed to start, or the server failed.
+/// Raft failed to start or stopped by itself (a storage failure: the caller should exit), or
+/// the server failed.
 pub async fn run<K: Kv + 'static>(
     config: NodeConfig,
     store: Arc<Store<K>>,
@@ -71,6 +72,8 @@ pub async fn run<K: Kv + 'static>(
     };
     let served = tokio::select! {
         served = serve(node.clone(), listener, security, shutdown) => served,
+        // Fail-stop: a node whose raft stopped by itself exits, for its supervisor to restart.
+        reason = node.stopped() => Err(format!("raft stopped: {reason}")),
         () = async {
             let _ = stopped.await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -93,11 +96,6 @@ pub async fn serve<K: Kv + 'static>(
     security: Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    if !security.auth.enabled() {
-        tracing::warn!(
-            "no tokens_file: every caller may do everything (fine for a local demo only)"
-        );
-    }
     let router = router(node, &security).await?;
     // The builder's `tcp_nodelay` does not reach connections from our own listener: each
     // accepted socket gets it here (plain) or in `accept_tls`. Without it a reply's trailers
@@ -123,6 +121,38 @@ pub async fn serve<K: Kv + 'static>(
             served
         }
     }
+}
+
+/// Serves `node` over the connections `incoming` yields (no TLS) until `shutdown` resolves: how
+/// the simulation puts a node on its simulated network.
+///
+/// # Errors
+/// The server failed.
+pub async fn serve_connections<K, I, IO, IE>(
+    node: Node<K>,
+    security: Security,
+    incoming: I,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String>
+where
+    K: Kv + 'static,
+    I: futures_util::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    assert!(security.tls.is_none(), "TLS connections come through `serve`");
+    let router = router(node, &security).await?;
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .add_routes(Routes::from(router))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(|e| format!("server failed: {e}"))
 }
 
 /// Every service and route of the node, behind the gate.

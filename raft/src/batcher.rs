@@ -127,11 +127,36 @@ fn split(results: Results, sizes: &[usize]) -> Vec<Results> {
     }
 }
 
-/// The leader's clock in nanoseconds since the epoch. `ledger-sm` keeps timestamps strictly
-/// increasing whatever the clock does.
-pub(crate) fn wall_clock() -> Timestamp {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+/// The clock a leader stamps its entries with, in nanoseconds since the epoch: the system's,
+/// or the simulation's. `ledger-sm` keeps timestamps strictly increasing whatever it does.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> Timestamp + Send + Sync>);
+
+impl Clock {
+    /// The system's wall clock.
+    #[must_use]
+    pub fn wall() -> Self {
+        Self(Arc::new(|| {
+            let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+        }))
+    }
+
+    #[must_use]
+    pub fn new(now: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    #[must_use]
+    pub fn now(&self) -> Timestamp {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now().0)
+    }
 }
 
 /// Upper bounds of the entry-size buckets of `WriteStats`, in events.
@@ -164,6 +189,7 @@ pub(crate) async fn run(
     mut queue: mpsc::Receiver<Pending>,
     inflight: usize,
     stats: Arc<WriteStats>,
+    clock: Clock,
 ) {
     let inflight = Arc::new(Semaphore::new(inflight.max(1)));
     let mut carry: Option<Pending> = None;
@@ -180,8 +206,9 @@ pub(crate) async fn run(
         let (operation, replies) = gather(first, &mut queue, &mut carry);
         stats.record(operation.len());
         let raft = raft.clone();
+        let now = clock.now();
         tokio::spawn(async move {
-            let batch = Batch { now: wall_clock(), operation };
+            let batch = Batch { now, operation };
             let outcome = raft.client_write(LedgerRequest(batch)).await;
             drop(permit);
             answer(outcome, replies);

@@ -29,7 +29,7 @@ pub mod proto {
 use ledger_sm::command::Batch;
 use ledger_sm::result::Results;
 
-pub use batcher::{WriteError, WriteStats, ENTRY_EVENTS_BUCKETS};
+pub use batcher::{Clock, WriteError, WriteStats, ENTRY_EVENTS_BUCKETS};
 pub use log_store::LogStore;
 pub use node::{AdminError, Consistency, Member, Node, NodeConfig, Status};
 pub use state_machine::{SnapshotData, StateMachine};

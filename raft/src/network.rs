@@ -53,6 +53,17 @@ pub struct Security {
     pub peer_secret: Option<String>,
 }
 
+/// Turns a peer's endpoint (address, TLS, timeouts set) into a channel. Without one a node
+/// dials TCP; the simulation dials its simulated network.
+#[derive(Clone)]
+pub struct Dialer(pub Arc<dyn Fn(Endpoint) -> Channel + Send + Sync>);
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dialer")
+    }
+}
+
 /// Channels to peers by address, shared by every client of one node.
 #[derive(Clone, Debug)]
 pub struct Channels {
@@ -60,6 +71,7 @@ pub struct Channels {
     tls: Option<ClientTlsConfig>,
     peer: PeerAuth,
     cache: Arc<Mutex<HashMap<String, Channel>>>,
+    dialer: Option<Dialer>,
 }
 
 /// Adds the peer secret to an internal RPC.
@@ -98,7 +110,13 @@ impl Channels {
             )),
             None => PeerAuth(None),
         };
-        Ok(Self { deadlines, tls: security.tls, peer, cache: Arc::default() })
+        Ok(Self { deadlines, tls: security.tls, peer, cache: Arc::default(), dialer: None })
+    }
+
+    /// These channels, dialing with `dialer` instead of TCP.
+    #[must_use]
+    pub fn with_dialer(self, dialer: Option<Dialer>) -> Self {
+        Self { dialer, ..self }
     }
 
     /// A raft client of the peer at `address`.
@@ -138,7 +156,10 @@ impl Channels {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5));
-        let channel = endpoint.connect_lazy();
+        let channel = match &self.dialer {
+            Some(Dialer(dial)) => dial(endpoint),
+            None => endpoint.connect_lazy(),
+        };
         cache.insert(address.to_owned(), channel.clone());
         Ok(channel)
     }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ledger_sm::command::Operation;
 use ledger_sm::result::Results;
@@ -16,9 +16,10 @@ use openraft::{ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
 use storage::{Kv, Store};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-use crate::batcher::{self, write_error, Pending, WriteError};
-use crate::network::{Channels, Deadlines, Network, Security};
+use crate::batcher::{self, write_error, Clock, Pending, WriteError};
+use crate::network::{Channels, Deadlines, Dialer, Network, Security};
 use crate::proto::raft_server::RaftServer;
 use crate::proto::ReadIndexRequest;
 use crate::service::RaftService;
@@ -55,6 +56,10 @@ pub struct NodeConfig {
     /// The seed of openraft's random numbers (election timeouts); `None`: a random one. The
     /// simulation sets it so that a seed replays a run exactly.
     pub rng_seed: Option<u64>,
+    /// How to reach peers; `None`: TCP. The simulation dials its simulated network.
+    pub dialer: Option<Dialer>,
+    /// What entries are stamped with: the wall clock, or the simulation's.
+    pub clock: Clock,
 }
 
 impl NodeConfig {
@@ -75,6 +80,8 @@ impl NodeConfig {
             tick_interval: Duration::from_secs(1),
             security: Security::default(),
             rng_seed: None,
+            dialer: None,
+            clock: Clock::wall(),
         }
     }
 
@@ -229,6 +236,8 @@ struct Inner<K: Kv + 'static> {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// One membership change at a time: each checks the membership it changes.
     admin: tokio::sync::Mutex<()>,
+    /// Why the node halted itself, once it has (`halt`).
+    halted: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl<K: Kv + 'static> Node<K> {
@@ -238,7 +247,8 @@ impl<K: Kv + 'static> Node<K> {
     /// An invalid configuration, or storage that cannot be read.
     pub async fn start(config: NodeConfig, store: Arc<Store<K>>) -> Result<Self, String> {
         let raft_config = Arc::new(config.raft_config()?);
-        let channels = Channels::secured(config.deadlines, config.security.clone())?;
+        let channels = Channels::secured(config.deadlines, config.security.clone())?
+            .with_dialer(config.dialer.clone());
         let network = Network::new(config.id, config.cluster_id, channels.clone());
         let seed = config.rng_seed.unwrap_or_else(|| {
             use std::hash::{BuildHasher, Hasher};
@@ -263,6 +273,7 @@ impl<K: Kv + 'static> Node<K> {
             queue,
             config.entries_in_flight,
             Arc::clone(&stats),
+            config.clock.clone(),
         ));
         let inner = Arc::new(Inner {
             config,
@@ -274,6 +285,7 @@ impl<K: Kv + 'static> Node<K> {
             stats,
             tasks: Mutex::new(vec![batcher]),
             admin: tokio::sync::Mutex::new(()),
+            halted: tokio::sync::watch::Sender::new(None),
         });
         let ticker = tokio::spawn(tick_loop(Arc::downgrade(&inner)));
         inner.tasks.lock().unwrap_or_else(PoisonError::into_inner).push(ticker);
@@ -457,6 +469,54 @@ impl<K: Kv + 'static> Node<K> {
         })
     }
 
+    /// Resolves when raft has stopped by itself — a storage write or fsync that failed, data
+    /// that failed its checksum, a panic in its core — with what stopped it. Such a node can
+    /// no longer serve: its process should exit and be restarted, re-reading only what reached
+    /// the disk (an fsync that failed is never retried; its write may be gone).
+    pub async fn stopped(&self) -> String {
+        let mut halted = self.inner.halted.subscribe();
+        tokio::select! {
+            reason = self.raft_stopped() => reason,
+            halted = halted.wait_for(Option::is_some) => match halted.as_deref() {
+                Ok(Some(reason)) => reason.clone(),
+                _ => "halted".to_owned(),
+            },
+        }
+    }
+
+    /// Stops this node for good: it found its own data damaged (a checksum that failed on a
+    /// read). Raft stops, so the node neither votes nor replicates from damaged data; `stopped`
+    /// resolves with `reason`. The node must be replaced (removed, wiped, added back).
+    pub fn halt(&self, reason: String) {
+        let first = self.inner.halted.send_if_modified(|halted| {
+            let first = halted.is_none();
+            if first {
+                *halted = Some(reason.clone());
+            }
+            first
+        });
+        if first {
+            tracing::error!(%reason, "halting: this node's data is damaged; replace the node");
+            let node = self.clone();
+            tokio::spawn(async move { node.shutdown().await });
+        }
+    }
+
+    async fn raft_stopped(&self) -> String {
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_watched().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return match &metrics.borrow_watched().running_state {
+                    Err(fatal) => fatal.to_string(),
+                    Ok(()) => "raft stopped".to_owned(),
+                };
+            }
+        }
+    }
+
     /// Stops raft and the node's tasks. The store stays open for its owner to drop.
     pub async fn shutdown(&self) {
         let tasks =
@@ -501,7 +561,7 @@ async fn tick_loop<K: Kv + 'static>(node: std::sync::Weak<Inner<K>>) {
         let Some(inner) = node.upgrade() else { return };
         let node = Node { inner };
         // A tick expires a bounded number per entry; keep going while more are due.
-        while node.inner.raft.is_leader() && due(node.store()) {
+        while node.inner.raft.is_leader() && due(node.store(), &node.inner.config.clock) {
             match node.write(Operation::Tick).await {
                 Ok(Results::Tick(outcome)) if outcome.more_due => continue,
                 Ok(_) => break,
@@ -514,8 +574,8 @@ async fn tick_loop<K: Kv + 'static>(node: std::sync::Weak<Inner<K>>) {
     }
 }
 
-fn due<K: Kv>(store: &Store<K>) -> bool {
-    let now = batcher::wall_clock();
+fn due<K: Kv>(store: &Store<K>, clock: &Clock) -> bool {
+    let now = clock.now();
     let holds = store.holds_due(now, 1).map(|due| !due.is_empty());
     let lots = store.lots_due(now, 1).map(|due| !due.is_empty());
     matches!(holds, Ok(true)) || matches!(lots, Ok(true))

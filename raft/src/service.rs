@@ -89,7 +89,7 @@ impl<K: Kv + 'static> crate::proto::raft_server::Raft for RaftService<K> {
     ) -> Result<Response<RaftMessage>, Status> {
         let rpc = wire::append_request_decode(&self.payload(request)?).map_err(|e| invalid(&e))?;
         let commit = rpc.leader_commit.map_or(0, |l| l.index);
-        let sent = std::time::Instant::now(); // The leader was alive at least until now.
+        let sent = tokio::time::Instant::now(); // The leader was alive at least until now.
         let response = self.raft.append_entries(rpc).await.map_err(unavailable)?;
         if matches!(
             response,

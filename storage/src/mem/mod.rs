@@ -3,7 +3,9 @@
 //! Writes land in the cache (`current`) and reach the disk (`durable`) when synced. `crash`
 //! keeps only the disk. Faults: a sync can fail (the write stays cached, not durable); a crash can
 //! tear the last unsynced batch (a prefix of it reaches the disk, its last value damaged); any
-//! stored value can be corrupted. Framing catches the damage on read.
+//! stored value can be corrupted. Framing catches the damage on read. And a disk that lies:
+//! syncs that succeed without making anything durable (a volatile write cache), which no
+//! correct ledger survives — the simulation plants it to prove its checkers notice.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -27,6 +29,8 @@ struct Inner {
     unsynced: Vec<WriteBatch>,
     /// The next this many syncs fail.
     syncs_failing: u32,
+    /// Syncs succeed without reaching the disk.
+    syncs_lie: bool,
 }
 
 fn apply(tables: &mut Tables, op: &Op) {
@@ -62,6 +66,12 @@ impl MemKv {
         self.inner().syncs_failing = count;
     }
 
+    /// From now on syncs succeed without making anything durable, as a disk with a volatile
+    /// write cache does: a crash loses every write since.
+    pub fn lie_about_syncs(&self) {
+        self.inner().syncs_lie = true;
+    }
+
     /// What survives a power cut: the synced state only; with `tear`, the oldest unsynced batch
     /// half-written with its last value damaged.
     #[must_use]
@@ -77,7 +87,12 @@ impl MemKv {
                 }
             }
         }
-        let state = Inner { current: durable.clone(), durable, ..Inner::default() };
+        let state = Inner {
+            current: durable.clone(),
+            durable,
+            syncs_lie: inner.syncs_lie,
+            ..Inner::default()
+        };
         Self { inner: Mutex::new(state) }
     }
 
@@ -138,7 +153,7 @@ impl Kv for MemKv {
         let mut inner = self.inner();
         batch.ops.iter().for_each(|op| apply(&mut inner.current, op));
         inner.unsynced.push(batch);
-        if !sync {
+        if !sync || inner.syncs_lie {
             return Ok(());
         }
         if inner.syncs_failing > 0 {
