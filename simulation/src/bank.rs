@@ -11,6 +11,9 @@
 //!   recorded, so a blind retry never turns a refusal into a transfer; a retry with other
 //!   fields answers `ExistsWithDifferentFields`.
 //! - A read returns an account's posted debits and credits.
+//! - Clients retry a call whose answer was lost with the same id (`api::client` does), so a
+//!   call may itself be answered `Exists` for an id nobody used before: its first attempt
+//!   applied the transfer. The model takes `Exists` there as the call applying it.
 //!
 //! `partitions` splits a history into parts that cannot influence each other (P-compositional
 //! checking): each part is a set of guarded accounts with every call that touches them, so the
@@ -206,7 +209,8 @@ impl Model for Bank {
             }
             Op::Transfer(transfer) => {
                 let (next, expected) = self.transfer(state, transfer);
-                ret.is_none_or(|r| *r == expected).then_some(next)
+                let own_retry = expected == Ret::Ok && ret == Some(&Ret::Exists);
+                (ret.is_none_or(|r| *r == expected) || own_retry).then_some(next)
             }
         }
     }

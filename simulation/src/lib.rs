@@ -20,3 +20,4 @@ pub mod bank;
 pub mod chaos;
 pub mod checker;
 pub mod rng;
+pub mod sim;

@@ -84,6 +84,13 @@ fn a_duplicate_is_caught() {
     assert!(linearizable(&[first.clone(), retry(Ret::Ok), read(5)]));
     assert!(!linearizable(&[first.clone(), retry(Ret::Ok), read(10)]));
     assert!(!linearizable(&[first, retry(Ret::Exists), read(10)]));
+    // A call answered `Exists` on its own (the client retried after losing the first answer)
+    // applied the transfer — once.
+    let alone = call(1, 0, 1, transfer(8, PROGRAM, ALICE, 5), Ret::Exists);
+    assert!(linearizable(&[alone.clone(), call(2, 2, 3, Op::Read(ALICE), balance(0, 5))]));
+    assert!(!linearizable(&[alone.clone(), call(2, 2, 3, Op::Read(ALICE), balance(0, 0))]));
+    let again = call(1, 4, 5, transfer(8, PROGRAM, ALICE, 5), Ret::Ok);
+    assert!(!linearizable(&[alone, again]), "a second Ok for one id is a duplicate");
 }
 
 /// Goal: a refusal is recorded (ADR 0003), so a blind retry cannot turn it into a transfer,

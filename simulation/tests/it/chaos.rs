@@ -20,6 +20,7 @@ fn ledgerd() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_chaos_run_stays_linearizable() {
+    let _one_at_a_time = crate::SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let options = ChaosOptions {
         ledgerd: ledgerd(),
