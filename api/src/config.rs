@@ -25,6 +25,11 @@ pub struct Settings {
     /// `ledgerctl init` or `add-learner`), which must lead here.
     #[arg(long, env = "LEDGERD_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// The local address this node connects to its peers from [default: the system's choice]:
+    /// on a host with several interfaces, the one replication should use (and firewall rules
+    /// can name).
+    #[arg(long, env = "LEDGERD_PEER_SOURCE_ADDRESS")]
+    pub peer_source_address: Option<std::net::IpAddr>,
     /// The node's RocksDB directory (created if missing).
     #[arg(long, env = "LEDGERD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -108,6 +113,7 @@ impl Settings {
             node_id,
             cluster_id,
             listen,
+            peer_source_address,
             data_dir,
             heartbeat_ms,
             election_timeout_min_ms,
@@ -171,6 +177,38 @@ fn required<T>(value: Option<T>, key: &str) -> Result<T, String> {
     })
 }
 
+/// The raft node's part of `settings`, with defaults, checked.
+fn node_config(settings: &Settings, node_id: u64, cluster_id: u64) -> Result<NodeConfig, String> {
+    let mut node = NodeConfig::new(node_id, cluster_id);
+    let set = |value: Option<u64>, default: u64| value.unwrap_or(default);
+    node.heartbeat_ms = set(settings.heartbeat_ms, node.heartbeat_ms);
+    node.election_timeout_min_ms =
+        set(settings.election_timeout_min_ms, node.election_timeout_min_ms);
+    node.election_timeout_max_ms =
+        set(settings.election_timeout_max_ms, node.election_timeout_max_ms);
+    node.snapshot_after_entries = set(settings.snapshot_after_entries, node.snapshot_after_entries);
+    node.logs_kept_after_snapshot =
+        set(settings.logs_kept_after_snapshot, node.logs_kept_after_snapshot);
+    let millis =
+        |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_millis);
+    node.deadlines = Deadlines {
+        connect: millis(settings.connect_timeout_ms, node.deadlines.connect),
+        rpc: millis(settings.rpc_timeout_ms, node.deadlines.rpc),
+        snapshot: millis(settings.snapshot_timeout_ms, node.deadlines.snapshot),
+    };
+    node.write_queue = settings.write_queue.unwrap_or(node.write_queue);
+    node.entries_in_flight = settings.entries_in_flight.unwrap_or(node.entries_in_flight);
+    node.tick_interval = millis(settings.tick_interval_ms, node.tick_interval);
+    node.peer_source_address = settings.peer_source_address;
+    if node.heartbeat_ms == 0 || node.election_timeout_min_ms <= node.heartbeat_ms {
+        return Err("heartbeat_ms must be non-zero and below election_timeout_min_ms".into());
+    }
+    if node.write_queue == 0 || node.entries_in_flight == 0 || node.tick_interval.is_zero() {
+        return Err("write_queue, entries_in_flight and tick_interval_ms must be non-zero".into());
+    }
+    Ok(node)
+}
+
 impl Config {
     /// Completes `settings` with defaults and checks them.
     ///
@@ -183,35 +221,7 @@ impl Config {
             return Err("node_id and cluster_id must be non-zero".into());
         }
         let listen = settings.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7001)));
-        let mut node = NodeConfig::new(node_id, cluster_id);
-        let set = |value: Option<u64>, default: u64| value.unwrap_or(default);
-        node.heartbeat_ms = set(settings.heartbeat_ms, node.heartbeat_ms);
-        node.election_timeout_min_ms =
-            set(settings.election_timeout_min_ms, node.election_timeout_min_ms);
-        node.election_timeout_max_ms =
-            set(settings.election_timeout_max_ms, node.election_timeout_max_ms);
-        node.snapshot_after_entries =
-            set(settings.snapshot_after_entries, node.snapshot_after_entries);
-        node.logs_kept_after_snapshot =
-            set(settings.logs_kept_after_snapshot, node.logs_kept_after_snapshot);
-        let millis =
-            |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_millis);
-        node.deadlines = Deadlines {
-            connect: millis(settings.connect_timeout_ms, node.deadlines.connect),
-            rpc: millis(settings.rpc_timeout_ms, node.deadlines.rpc),
-            snapshot: millis(settings.snapshot_timeout_ms, node.deadlines.snapshot),
-        };
-        node.write_queue = settings.write_queue.unwrap_or(node.write_queue);
-        node.entries_in_flight = settings.entries_in_flight.unwrap_or(node.entries_in_flight);
-        node.tick_interval = millis(settings.tick_interval_ms, node.tick_interval);
-        if node.heartbeat_ms == 0 || node.election_timeout_min_ms <= node.heartbeat_ms {
-            return Err("heartbeat_ms must be non-zero and below election_timeout_min_ms".into());
-        }
-        if node.write_queue == 0 || node.entries_in_flight == 0 || node.tick_interval.is_zero() {
-            return Err(
-                "write_queue, entries_in_flight and tick_interval_ms must be non-zero".into()
-            );
-        }
+        let node = node_config(&settings, node_id, cluster_id)?;
         let log_format = match settings.log_format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,

@@ -72,6 +72,8 @@ pub struct Channels {
     peer: PeerAuth,
     cache: Arc<Mutex<HashMap<String, Channel>>>,
     dialer: Option<Dialer>,
+    /// The local address connections to peers are made from; `None`: the system's choice.
+    source: Option<std::net::IpAddr>,
 }
 
 /// Adds the peer secret to an internal RPC.
@@ -110,13 +112,26 @@ impl Channels {
             )),
             None => PeerAuth(None),
         };
-        Ok(Self { deadlines, tls: security.tls, peer, cache: Arc::default(), dialer: None })
+        Ok(Self {
+            deadlines,
+            tls: security.tls,
+            peer,
+            cache: Arc::default(),
+            dialer: None,
+            source: None,
+        })
     }
 
     /// These channels, dialing with `dialer` instead of TCP.
     #[must_use]
     pub fn with_dialer(self, dialer: Option<Dialer>) -> Self {
         Self { dialer, ..self }
+    }
+
+    /// These channels, connecting from the local address `source` (when set).
+    #[must_use]
+    pub fn with_source_address(self, source: Option<std::net::IpAddr>) -> Self {
+        Self { source, ..self }
     }
 
     /// A raft client of the peer at `address`.
@@ -153,6 +168,7 @@ impl Channels {
         }
         let endpoint = endpoint
             .connect_timeout(self.deadlines.connect)
+            .local_address(self.source)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5));

@@ -58,6 +58,8 @@ pub struct NodeConfig {
     pub rng_seed: Option<u64>,
     /// How to reach peers; `None`: TCP. The simulation dials its simulated network.
     pub dialer: Option<Dialer>,
+    /// The local address TCP connections to peers are made from; `None`: the system's choice.
+    pub peer_source_address: Option<std::net::IpAddr>,
     /// What entries are stamped with: the wall clock, or the simulation's.
     pub clock: Clock,
 }
@@ -81,6 +83,7 @@ impl NodeConfig {
             security: Security::default(),
             rng_seed: None,
             dialer: None,
+            peer_source_address: None,
             clock: Clock::wall(),
         }
     }
@@ -248,7 +251,8 @@ impl<K: Kv + 'static> Node<K> {
     pub async fn start(config: NodeConfig, store: Arc<Store<K>>) -> Result<Self, String> {
         let raft_config = Arc::new(config.raft_config()?);
         let channels = Channels::secured(config.deadlines, config.security.clone())?
-            .with_dialer(config.dialer.clone());
+            .with_dialer(config.dialer.clone())
+            .with_source_address(config.peer_source_address);
         let network = Network::new(config.id, config.cluster_id, channels.clone());
         let seed = config.rng_seed.unwrap_or_else(|| {
             use std::hash::{BuildHasher, Hasher};

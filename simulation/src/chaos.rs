@@ -1,13 +1,15 @@
 //! The real-process chaos harness: three `ledgerd` processes on loopback, clients earning,
-//! burning, retrying and reading through `api::client`, and nodes SIGKILLed (then restarted on
-//! their data) or SIGSTOPped (then continued) under them. The recorded history is then judged
-//! by the linearizability checker against the bank model, and the nodes must converge to one
+//! burning, retrying and reading through `api::client`, and under them nodes SIGKILLed (then
+//! restarted on their data), SIGSTOPped (then continued), or cut off, slowed down or made
+//! lossy by the TCP proxy between the nodes (`proxy`). The recorded history is then judged by
+//! the linearizability checker against the bank model, and the nodes must converge to one
 //! state hash.
 //!
 //! Bounded: one node faulted at a time (a quorum stays up), a fixed load time, a handful of
 //! clients, loopback only. Reproducible in its choices (the seed picks every operation, node and
 //! pause), not in its timing: real processes race, so a seed replays the plan, not the run.
-//! Not here yet: the fault-injecting TCP proxy between nodes (partitions, delay, loss).
+
+pub mod proxy;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::TcpListener;
@@ -57,7 +59,20 @@ pub enum Fault {
     Kill,
     /// SIGSTOP, then SIGCONT.
     Pause,
+    /// The node cut off from both peers, both ways.
+    Partition,
+    /// Nothing from the node reaches one peer; the other way works.
+    OneWay,
+    /// Every byte between the node and its peers delayed.
+    Delay,
+    /// Connections between the node and its peers reset at random.
+    Loss,
 }
+
+/// Every kind, in the order a run takes them (from a place the seed picks): a run of six
+/// faults or more has each.
+pub const FAULTS: [Fault; 6] =
+    [Fault::Kill, Fault::Pause, Fault::Partition, Fault::OneWay, Fault::Delay, Fault::Loss];
 
 #[derive(Debug)]
 pub struct ChaosReport {
@@ -67,6 +82,8 @@ pub struct ChaosReport {
     /// Answers by result name (`ok`, `exists`, `exceeds_credits`, `balance`, …).
     pub answers: BTreeMap<String, u32>,
     pub faults: BTreeMap<Fault, u32>,
+    /// Connections between the nodes that went through the fault proxy.
+    pub peer_connections: u64,
     pub finding: Finding,
     /// Each node's state hash once they converged.
     pub state_hashes: Vec<String>,
@@ -83,7 +100,8 @@ pub struct ChaosReport {
 pub async fn run(options: &ChaosOptions) -> Result<ChaosReport, String> {
     assert!(options.wallets >= 1);
     let mut rng = Rng::new(options.seed);
-    let mut cluster = Processes::start(options)?;
+    let mut cluster = Processes::start(options, rng.next_u64()).await?;
+    cluster.next_fault = rng.index(FAULTS.len());
     let client = cluster.client();
     cluster.initialize().await?;
     setup(&client, options.wallets).await?;
@@ -134,6 +152,7 @@ pub async fn run(options: &ChaosOptions) -> Result<ChaosReport, String> {
         unanswered: history.iter().filter(|c| c.answered.is_none()).count(),
         answers,
         faults,
+        peer_connections: cluster.proxy.peer_connections(),
         finding,
         state_hashes,
         history,
@@ -286,26 +305,36 @@ fn transfer_ret(result: &str) -> Result<Ret, String> {
     }
 }
 
-/// The three `ledgerd` processes.
+/// The three `ledgerd` processes, and the proxy their peer traffic goes through.
 struct Processes {
     ledgerd: PathBuf,
     dir: PathBuf,
+    /// Where each node listens (clients come here directly).
     ports: Vec<u16>,
+    /// Peers reach each other through it: the membership names the proxy's addresses.
+    proxy: proxy::Proxy,
     children: Vec<Child>,
+    /// The next fault kind, as an index into `FAULTS`.
+    next_fault: usize,
 }
 
 impl Processes {
-    fn start(options: &ChaosOptions) -> Result<Processes, String> {
+    async fn start(options: &ChaosOptions, seed: u64) -> Result<Processes, String> {
         let mut ports = Vec::new();
         for _ in 0..3 {
             let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
             ports.push(listener.local_addr().map_err(|e| e.to_string())?.port());
         }
+        let targets: Vec<std::net::SocketAddr> =
+            ports.iter().map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], *port))).collect();
+        let proxy = proxy::Proxy::start(&targets, seed).await?;
         let mut processes = Processes {
             ledgerd: options.ledgerd.clone(),
             dir: options.dir.clone(),
             ports,
+            proxy,
             children: Vec::new(),
+            next_fault: 0,
         };
         for node in 0..3 {
             let child = processes.spawn(node)?;
@@ -320,10 +349,12 @@ impl Processes {
         let config = dir.join("ledgerd.toml");
         let toml = format!(
             "node_id = {}\ncluster_id = 11\nlisten = \"127.0.0.1:{}\"\ndata_dir = {:?}\n\
-             heartbeat_ms = 50\nelection_timeout_min_ms = 400\nelection_timeout_max_ms = 800\n",
+             heartbeat_ms = 50\nelection_timeout_min_ms = 400\nelection_timeout_max_ms = 800\n\
+             peer_source_address = \"{}\"\n",
             node + 1,
             self.ports[node],
             dir.join("data"),
+            proxy::source_address(node),
         );
         std::fs::write(&config, toml).map_err(|e| e.to_string())?;
         let log = std::fs::OpenOptions::new()
@@ -365,7 +396,7 @@ impl Processes {
 
     async fn initialize(&self) -> Result<(), String> {
         let members: HashMap<u64, String> =
-            (0..3).map(|n| (n as u64 + 1, self.address(n))).collect();
+            (0..3).map(|n| (n as u64 + 1, self.proxy.address(n).to_string())).collect();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let answer = match self.admin(0).await {
@@ -387,24 +418,47 @@ impl Processes {
     /// One fault on a node the seed picks, for a time it picks; the node is back when this
     /// returns.
     async fn fault(&mut self, rng: &mut Rng) -> Result<Fault, String> {
+        let fault = FAULTS[self.next_fault % FAULTS.len()];
+        self.next_fault += 1;
         let node = rng.index(3);
+        let peers = [(node + 1) % 3, (node + 2) % 3];
         let down = Duration::from_millis(300 + rng.below(1_200));
         let pid = self.children[node].id().to_string();
         let signal = |name: &str| {
             Command::new("kill").args([name, &pid]).status().map_err(|e| e.to_string())
         };
-        if rng.below(2) == 0 {
-            self.children[node].kill().map_err(|e| e.to_string())?;
-            self.children[node].wait().map_err(|e| e.to_string())?;
-            tokio::time::sleep(down).await;
-            self.children[node] = self.spawn(node)?;
-            Ok(Fault::Kill)
-        } else {
-            signal("-STOP")?;
-            tokio::time::sleep(down).await;
-            signal("-CONT")?;
-            Ok(Fault::Pause)
+        let both_ways = |link: proxy::Link| {
+            for peer in peers {
+                self.proxy.set(node, peer, link);
+                self.proxy.set(peer, node, link);
+            }
+        };
+        match fault {
+            Fault::Kill => {
+                self.children[node].kill().map_err(|e| e.to_string())?;
+                self.children[node].wait().map_err(|e| e.to_string())?;
+                tokio::time::sleep(down).await;
+                self.children[node] = self.spawn(node)?;
+                return Ok(fault);
+            }
+            Fault::Pause => {
+                signal("-STOP")?;
+                tokio::time::sleep(down).await;
+                signal("-CONT")?;
+                return Ok(fault);
+            }
+            Fault::Partition => both_ways(proxy::Link::Blocked),
+            Fault::OneWay => self.proxy.set(node, peers[rng.index(2)], proxy::Link::Blocked),
+            Fault::Delay => {
+                both_ways(proxy::Link::Delayed(Duration::from_millis(20 + rng.below(200))));
+            }
+            Fault::Loss => {
+                both_ways(proxy::Link::Lossy(20 + u32::try_from(rng.below(100)).unwrap_or(0)))
+            }
         }
+        tokio::time::sleep(down).await;
+        self.proxy.heal();
+        Ok(fault)
     }
 
     /// Waits until every node applied the same index with the same state hash.
