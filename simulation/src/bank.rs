@@ -10,7 +10,14 @@
 //!   `Exists` if the transfer was applied and the same refusal if it was refused — a refusal is
 //!   recorded, so a blind retry never turns a refusal into a transfer; a retry with other
 //!   fields answers `ExistsWithDifferentFields`.
-//! - A read returns an account's posted debits and credits.
+//! - A hold is a transfer into the pending balances: it counts against a guarded account's
+//!   credits (`debits + debits_pending + amount > credits` is refused) until a post moves all of
+//!   it, or part of it, into the posted balances (the rest is released), or a void releases it.
+//!   A resolve of a hold that was never applied answers `PendingTransferNotFound`; of one
+//!   already resolved, `PendingTransferAlreadyPosted` or `…Voided`; a post of more than was
+//!   held, `ExceedsPendingTransferAmount`. Resolves are ids like transfers: retried, they
+//!   answer `Exists` or their recorded refusal.
+//! - A read returns an account's posted and pending debits and credits.
 //! - Clients retry a call whose answer was lost with the same id (`api::client` does), so a
 //!   call may itself be answered `Exists` for an id nobody used before: its first attempt
 //!   applied the transfer. The model takes `Exists` there as the call applying it.
@@ -23,11 +30,13 @@ use std::collections::BTreeMap;
 
 use crate::checker::{self, Call, Model, Verdict};
 
-/// An account's posted totals.
+/// An account's totals: posted, and held (pending).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Balance {
     pub debits: u128,
     pub credits: u128,
+    pub debits_pending: u128,
+    pub credits_pending: u128,
 }
 
 /// A transfer request; accounts are indexes into the bank's accounts.
@@ -39,18 +48,66 @@ pub struct Transfer {
     pub amount: u128,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A post (`void: false`) or a void of the hold `hold`; an `amount` of zero posts the whole
+/// hold (a void always releases all of it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Resolve {
+    pub id: u128,
+    pub hold: Transfer,
+    pub amount: u128,
+    pub void: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
     Transfer(Transfer),
+    /// A pending transfer.
+    Hold(Transfer),
+    Resolve(Resolve),
     Read(usize),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+impl Op {
+    /// The accounts a write moves (a resolve: its hold's).
+    #[must_use]
+    pub fn accounts(&self) -> Option<[usize; 2]> {
+        match self {
+            Op::Transfer(t) | Op::Hold(t) | Op::Resolve(Resolve { hold: t, .. }) => {
+                Some([t.debit, t.credit])
+            }
+            Op::Read(_) => None,
+        }
+    }
+
+    /// The id of the record a write makes.
+    fn id(&self) -> Option<u128> {
+        match self {
+            Op::Transfer(t) | Op::Hold(t) => Some(t.id),
+            Op::Resolve(r) => Some(r.id),
+            Op::Read(_) => None,
+        }
+    }
+
+    /// Writes that answer for each other share this: a transfer's id, or a hold's (its
+    /// resolves answer `NotFound`, `Already…` by what became of it).
+    fn group(&self) -> Option<u128> {
+        match self {
+            Op::Transfer(t) | Op::Hold(t) | Op::Resolve(Resolve { hold: t, .. }) => Some(t.id),
+            Op::Read(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Ret {
     Ok,
     Exists,
     ExceedsCredits,
     ExistsWithDifferentFields,
+    PendingTransferNotFound,
+    PendingTransferAlreadyPosted,
+    PendingTransferAlreadyVoided,
+    ExceedsPendingTransferAmount,
     Balance(Balance),
 }
 
@@ -65,14 +122,17 @@ pub struct Bank {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BankState {
     balances: Vec<Balance>,
-    /// Every transfer id used, with what became of it.
-    transfers: BTreeMap<u128, (Transfer, Recorded)>,
+    /// Every id used, with the request and its first answer (`Ok` or a refusal).
+    records: BTreeMap<u128, (Op, Ret)>,
+    /// Every hold applied, with what became of it.
+    holds: BTreeMap<u128, Hold>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Recorded {
-    Applied,
-    Refused,
+enum Hold {
+    Pending(u128),
+    Posted,
+    Voided,
 }
 
 /// One independent part of a history: its guarded accounts, the model to check it with, and
@@ -107,22 +167,20 @@ impl Bank {
     #[must_use]
     pub fn partitions(&self, history: &[Call<Op, Ret>]) -> Vec<Partition> {
         let mut groups = Groups::new(self.accounts());
-        // Calls that share a transfer id answer for each other (`Exists…`): keep them together.
+        // Calls that share an id answer for each other (`Exists…`, a hold's resolves): keep
+        // them together.
         let mut by_id: BTreeMap<u128, Vec<usize>> = BTreeMap::new();
         for (index, call) in history.iter().enumerate() {
-            if let Op::Transfer(t) = call.op {
-                assert!(t.debit < self.accounts() && t.credit < self.accounts());
-                by_id.entry(t.id).or_default().push(index);
+            if let (Some(group), Some(accounts)) = (call.op.group(), call.op.accounts()) {
+                assert!(accounts.iter().all(|a| *a < self.accounts()));
+                by_id.entry(group).or_default().push(index);
             }
         }
         let mut owner_of_call: Vec<Option<usize>> = vec![None; history.len()];
         for calls in by_id.values() {
             let guarded: Vec<usize> = calls
                 .iter()
-                .flat_map(|c| match history[*c].op {
-                    Op::Transfer(t) => [t.debit, t.credit],
-                    Op::Read(_) => unreachable!("grouped by transfer id"),
-                })
+                .flat_map(|c| history[*c].op.accounts().expect("grouped writes"))
                 .filter(|a| self.guarded[*a])
                 .collect();
             for pair in guarded.windows(2) {
@@ -158,33 +216,78 @@ impl Bank {
         parts.into_values().filter(|p| !p.calls.is_empty()).collect()
     }
 
-    /// The model's answer to `transfer` in `state`, and the state after it.
-    fn transfer(&self, state: &BankState, transfer: Transfer) -> (BankState, Ret) {
-        if let Some((original, recorded)) = state.transfers.get(&transfer.id) {
-            let ret = match (*original == transfer, recorded) {
+    /// The model's answer to the write `op` in `state`, and the state after it.
+    fn write(&self, state: &BankState, op: Op) -> (BankState, Ret) {
+        let id = op.id().expect("a write");
+        if let Some((original, first)) = state.records.get(&id) {
+            let ret = match (*original == op, first) {
                 (false, _) => Ret::ExistsWithDifferentFields,
-                (true, Recorded::Applied) => Ret::Exists,
-                (true, Recorded::Refused) => Ret::ExceedsCredits,
+                (true, Ret::Ok) => Ret::Exists,
+                (true, refusal) => *refusal,
             };
             return (state.clone(), ret);
         }
         let mut next = state.clone();
-        let debit = &state.balances[transfer.debit];
-        if self.guarded[transfer.debit] {
-            assert!(self.kept[transfer.debit], "a partition keeps its guarded accounts");
-            if debit.debits + transfer.amount > debit.credits {
-                next.transfers.insert(transfer.id, (transfer, Recorded::Refused));
-                return (next, Ret::ExceedsCredits);
+        let ret = match op {
+            Op::Transfer(t) => self.transfer(&mut next, t, false),
+            Op::Hold(t) => self.transfer(&mut next, t, true),
+            Op::Resolve(r) => self.resolve(&mut next, r),
+            Op::Read(_) => unreachable!("a write"),
+        };
+        next.records.insert(id, (op, ret));
+        (next, ret)
+    }
+
+    /// A transfer, or a hold (`pending`), applied to `next` unless refused.
+    fn transfer(&self, next: &mut BankState, t: Transfer, pending: bool) -> Ret {
+        let debit = next.balances[t.debit];
+        if self.guarded[t.debit] {
+            assert!(self.kept[t.debit], "a partition keeps its guarded accounts");
+            if debit.debits + debit.debits_pending + t.amount > debit.credits {
+                return Ret::ExceedsCredits;
             }
         }
-        if self.kept[transfer.debit] {
-            next.balances[transfer.debit].debits += transfer.amount;
+        if self.kept[t.debit] {
+            let debit = &mut next.balances[t.debit];
+            *if pending { &mut debit.debits_pending } else { &mut debit.debits } += t.amount;
         }
-        if self.kept[transfer.credit] {
-            next.balances[transfer.credit].credits += transfer.amount;
+        if self.kept[t.credit] {
+            let credit = &mut next.balances[t.credit];
+            *if pending { &mut credit.credits_pending } else { &mut credit.credits } += t.amount;
         }
-        next.transfers.insert(transfer.id, (transfer, Recorded::Applied));
-        (next, Ret::Ok)
+        if pending {
+            next.holds.insert(t.id, Hold::Pending(t.amount));
+        }
+        Ret::Ok
+    }
+
+    /// A post or void of a hold, applied to `next` unless refused.
+    fn resolve(&self, next: &mut BankState, r: Resolve) -> Ret {
+        let held = match next.holds.get(&r.hold.id) {
+            None => return Ret::PendingTransferNotFound,
+            Some(Hold::Posted) => return Ret::PendingTransferAlreadyPosted,
+            Some(Hold::Voided) => return Ret::PendingTransferAlreadyVoided,
+            Some(Hold::Pending(held)) => *held,
+        };
+        let posted = match (r.void, r.amount) {
+            (true, _) => 0,
+            (false, 0) => held,
+            (false, amount) if amount > held => return Ret::ExceedsPendingTransferAmount,
+            (false, amount) => amount,
+        };
+        let t = r.hold;
+        if self.kept[t.debit] {
+            let debit = &mut next.balances[t.debit];
+            debit.debits_pending -= held;
+            debit.debits += posted;
+        }
+        if self.kept[t.credit] {
+            let credit = &mut next.balances[t.credit];
+            credit.credits_pending -= held;
+            credit.credits += posted;
+        }
+        next.holds.insert(t.id, if r.void { Hold::Voided } else { Hold::Posted });
+        Ret::Ok
     }
 }
 
@@ -196,7 +299,8 @@ impl Model for Bank {
     fn init(&self) -> BankState {
         BankState {
             balances: vec![Balance::default(); self.accounts()],
-            transfers: BTreeMap::new(),
+            records: BTreeMap::new(),
+            holds: BTreeMap::new(),
         }
     }
 
@@ -207,8 +311,8 @@ impl Model for Bank {
                 let balance = Ret::Balance(state.balances[account]);
                 ret.is_none_or(|r| *r == balance).then(|| state.clone())
             }
-            Op::Transfer(transfer) => {
-                let (next, expected) = self.transfer(state, transfer);
+            Op::Transfer(_) | Op::Hold(_) | Op::Resolve(_) => {
+                let (next, expected) = self.write(state, *op);
                 let own_retry = expected == Ret::Ok && ret == Some(&Ret::Exists);
                 (ret.is_none_or(|r| *r == expected) || own_retry).then_some(next)
             }

@@ -258,11 +258,14 @@ impl Load {
                         Ok(Some(Ret::Balance(Balance {
                             debits: u128_of(balances.debits_posted.as_ref()),
                             credits: u128_of(balances.credits_posted.as_ref()),
+                            debits_pending: u128_of(balances.debits_pending.as_ref()),
+                            credits_pending: u128_of(balances.credits_pending.as_ref()),
                         })))
                     }
                     Err(_) => Ok(None),
                 }
             }
+            Op::Hold(_) | Op::Resolve(_) => Err("this workload makes no holds".into()),
             Op::Transfer(t) => {
                 let code =
                     if t.debit == 0 { pb::TransferCode::Earn } else { pb::TransferCode::Burn };

@@ -25,7 +25,7 @@ fn call(client: u32, from: u64, to: u64, op: Op, ret: Ret) -> Call<Op, Ret> {
 }
 
 fn balance(debits: u128, credits: u128) -> Ret {
-    Ret::Balance(Balance { debits, credits })
+    Ret::Balance(Balance { debits, credits, ..Balance::default() })
 }
 
 /// Both checks, which must agree on histories small enough for the whole bank.
@@ -54,6 +54,50 @@ fn a_double_spend_is_caught() {
     assert!(!linearizable(&[earn.clone(), burn(2, Ret::Ok), burn(3, Ret::Ok)]));
     assert!(linearizable(&[earn.clone(), burn(2, Ret::Ok), burn(3, Ret::ExceedsCredits)]));
     assert!(linearizable(&[earn, burn(2, Ret::ExceedsCredits), burn(3, Ret::Ok)]));
+}
+
+/// Goal: a hold counts against the wallet until resolved, and each resolve answers by what
+/// became of the hold. Method: Alice earns 10 and holds 8: a burn of 5 is refused while the
+/// hold stands; a post of 3 moves 3 and releases the other 5; a second resolve finds it
+/// posted; a void of a hold never applied finds nothing; a post of more than was held is
+/// refused, and its retry answers the same refusal.
+#[test]
+fn holds_count_until_resolved() {
+    let hold = Transfer { id: 2, debit: ALICE, credit: PROGRAM, amount: 8 };
+    let resolve = |id, amount, void| Op::Resolve(Resolve { id, hold, amount, void });
+    let pending = |debits, debits_pending| {
+        Ret::Balance(Balance { debits, credits: 10, debits_pending, credits_pending: 0 })
+    };
+    let history = [
+        call(1, 0, 1, transfer(1, PROGRAM, ALICE, 10), Ret::Ok),
+        call(1, 2, 3, Op::Hold(hold), Ret::Ok),
+        call(1, 4, 5, Op::Read(ALICE), pending(0, 8)),
+        call(1, 6, 7, transfer(3, ALICE, PROGRAM, 5), Ret::ExceedsCredits),
+        call(1, 8, 9, resolve(4, 9, false), Ret::ExceedsPendingTransferAmount),
+        call(1, 10, 11, resolve(4, 9, false), Ret::ExceedsPendingTransferAmount),
+        call(1, 12, 13, resolve(5, 3, false), Ret::Ok),
+        call(1, 14, 15, Op::Read(ALICE), pending(3, 0)),
+        call(1, 16, 17, resolve(6, 0, true), Ret::PendingTransferAlreadyPosted),
+        call(1, 18, 19, transfer(7, ALICE, PROGRAM, 7), Ret::Ok),
+    ];
+    assert!(linearizable(&history));
+    // The hold ignored: the burn of 5 succeeding is no order's answer.
+    let mut ignored = history.clone();
+    ignored[3].answered = Some((7, Ret::Ok));
+    assert!(!linearizable(&ignored));
+    // The post released nothing: the last burn of 7 could not have succeeded.
+    let mut kept = history.clone();
+    kept[7].answered = Some((15, pending(3, 5)));
+    assert!(!linearizable(&kept));
+    // A refusal turned into a post by its retry.
+    let mut turned = history.clone();
+    turned[5].answered = Some((11, Ret::Ok));
+    assert!(!linearizable(&turned));
+    // A void of a hold that was never applied.
+    let never = Transfer { id: 9, debit: ALICE, credit: PROGRAM, amount: 1 };
+    let void = Op::Resolve(Resolve { id: 10, hold: never, amount: 0, void: true });
+    assert!(linearizable(&[call(1, 0, 1, void, Ret::PendingTransferNotFound)]));
+    assert!(!linearizable(&[call(1, 0, 1, void, Ret::Ok)]));
 }
 
 /// Goal: an acknowledged write survives, and reads after it see it. Method: an earn answered
@@ -179,8 +223,8 @@ proptest! {
             let op = if read { Op::Read(debit) } else { transfer(id, debit, credit, amount) };
             let ret = match op {
                 Op::Read(account) => Ret::Balance(state.balances[account]),
-                Op::Transfer(t) => {
-                    let (next, ret) = bank.transfer(&state, t);
+                write => {
+                    let (next, ret) = bank.write(&state, write);
                     state = next;
                     ret
                 }

@@ -18,7 +18,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use simulation::bank::{Finding, Op, Violation};
+use simulation::bank::{Finding, Op, Ret, Violation};
 use simulation::sim::{self, Recorded};
 
 #[derive(Parser, Debug)]
@@ -101,13 +101,16 @@ fn one(seed: u64, planted: Option<sim::PlantedBug>) -> ExitCode {
     let counts = |map: &BTreeMap<&str, u32>| {
         map.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(",")
     };
+    let answers = answer_counts(&report.history);
     let line = format!(
-        "seed {seed}: {} nodes, {} calls ({} unanswered), faults {}, outcomes {}, trace {:016x}",
+        "seed {seed}: {} nodes, {} calls ({} unanswered), faults {}, outcomes {}, answers {}, \
+         trace {:016x}",
         report.nodes,
         report.calls,
         report.unanswered,
         counts(&report.faults),
         counts(&report.outcomes),
+        counts(&answers),
         report.trace_hash
     );
     if let Some(violation) = &report.invariant_violation {
@@ -148,9 +151,7 @@ fn print_violation(report: &sim::SimReport, violation: &Violation) {
     println!("every call on these accounts, as made:");
     let touches = |op: &Op| match op {
         Op::Read(a) => violation.accounts.contains(a),
-        Op::Transfer(t) => {
-            violation.accounts.contains(&t.debit) || violation.accounts.contains(&t.credit)
-        }
+        write => write.accounts().is_some_and(|a| a.iter().any(|a| violation.accounts.contains(a))),
     };
     let mut calls: Vec<(usize, &Recorded)> =
         report.recorded.iter().enumerate().filter(|(_, r)| touches(&r.call.op)).collect();
@@ -160,6 +161,27 @@ fn print_violation(report: &sim::SimReport, violation: &Violation) {
     }
     println!("what happened:");
     report.events.iter().for_each(|e| println!("  {e}"));
+}
+
+/// How many calls got each answer (the model's names), and how many none.
+fn answer_counts(history: &[simulation::checker::Call<Op, Ret>]) -> BTreeMap<&'static str, u32> {
+    let mut answers = BTreeMap::new();
+    for call in history {
+        let name = match &call.answered {
+            Some((_, Ret::Balance(_))) => "Balance",
+            Some((_, Ret::Ok)) => "Ok",
+            Some((_, Ret::Exists)) => "Exists",
+            Some((_, Ret::ExceedsCredits)) => "ExceedsCredits",
+            Some((_, Ret::ExistsWithDifferentFields)) => "ExistsWithDifferentFields",
+            Some((_, Ret::PendingTransferNotFound)) => "PendingTransferNotFound",
+            Some((_, Ret::PendingTransferAlreadyPosted)) => "PendingTransferAlreadyPosted",
+            Some((_, Ret::PendingTransferAlreadyVoided)) => "PendingTransferAlreadyVoided",
+            Some((_, Ret::ExceedsPendingTransferAmount)) => "ExceedsPendingTransferAmount",
+            None => "unanswered",
+        };
+        *answers.entry(name).or_insert(0) += 1;
+    }
+    answers
 }
 
 /// One call as made, with times in milliseconds of simulated time.
@@ -192,6 +214,7 @@ fn many(seeds: impl Iterator<Item = u64>, args: &Args) -> ExitCode {
     };
     let mut faults: BTreeMap<String, u64> = BTreeMap::new();
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut answers: BTreeMap<String, u64> = BTreeMap::new();
     let mut runs = 0_u64;
     for seed in seeds {
         let mut lines = Vec::new();
@@ -222,12 +245,18 @@ fn many(seeds: impl Iterator<Item = u64>, args: &Args) -> ExitCode {
             return ExitCode::from(3);
         }
         println!("{}", lines[0]);
-        for (name, until) in [("faults ", ", outcomes"), ("outcomes ", ", trace")] {
+        let parts =
+            [("faults ", ", outcomes"), ("outcomes ", ", answers"), ("answers ", ", trace")];
+        for (name, until) in parts {
             let Some(kinds) = lines[0].split(name).nth(1).and_then(|r| r.split(until).next())
             else {
                 continue;
             };
-            let tally = if name == "faults " { &mut faults } else { &mut outcomes };
+            let tally = match name {
+                "faults " => &mut faults,
+                "outcomes " => &mut outcomes,
+                _ => &mut answers,
+            };
             for kind in kinds.split(',').filter(|k| !k.is_empty()) {
                 if let Some((kind, count)) = kind.split_once('=') {
                     *tally.entry(kind.to_owned()).or_insert(0) += count.parse().unwrap_or(0);
@@ -239,5 +268,6 @@ fn many(seeds: impl Iterator<Item = u64>, args: &Args) -> ExitCode {
     println!("{runs} seeds passed");
     println!("faults by kind: {faults:?}");
     println!("outcomes by kind: {outcomes:?}");
+    println!("answers by kind: {answers:?}");
     ExitCode::SUCCESS
 }

@@ -1,6 +1,7 @@
-//! The clients: earns into and burns from a few wallets through `api::client`, with retries of
-//! the same request and conflicting reuses of an id, and balance reads at both consistency
-//! levels. Every call is recorded with its simulated invocation and answer times.
+//! The clients: earns, burns, transfers between wallets, holds and their posts (whole,
+//! partial, too large) and voids, on a few wallets through `api::client`, with retries of the
+//! same request and conflicting reuses of an id, and balance reads at both consistency levels.
+//! Every call is recorded with its simulated invocation and answer times.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use api::proto::ledger as pb;
 
 use super::net::{dialer, sim_now};
 use super::{host_name, World, PORT};
-use crate::bank::{Balance, Op, Ret, Transfer};
+use crate::bank::{Balance, Op, Resolve, Ret, Transfer};
 use crate::checker::Call;
 use crate::rng::Rng;
 
@@ -59,27 +60,10 @@ pub(super) async fn client(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let worker = u32::try_from(client).expect("a few clients");
-    let mut sent: Vec<Transfer> = Vec::new();
+    let mut sent = Sent::default();
     for _ in 0..CALLS_PER_CLIENT {
         tokio::time::sleep(Duration::from_millis(rng.below(200))).await;
-        let wallet = 2 + rng.index(WALLETS);
-        let amount = 1 + u128::from(rng.below(8));
-        let fresh = |sent: &mut Vec<Transfer>, debit, credit, amount| {
-            let id = (u128::from(worker) + 1) << 64 | (sent.len() as u128 + 1);
-            let transfer = Transfer { id, debit, credit, amount };
-            sent.push(transfer);
-            transfer
-        };
-        let op = match rng.below(10) {
-            0..=3 => Op::Transfer(fresh(&mut sent, 0, wallet, amount.min(5))),
-            4..=6 => Op::Transfer(fresh(&mut sent, wallet, 1, amount)),
-            7 | 8 => Op::Read(wallet),
-            _ => match sent.get(rng.index(sent.len() + 1)) {
-                Some(old) if rng.below(2) == 0 => Op::Transfer(*old),
-                Some(old) => Op::Transfer(Transfer { amount: old.amount + 1, ..*old }),
-                None => Op::Read(wallet),
-            },
-        };
+        let op = choose(&mut rng, worker, &mut sent);
         let stale = matches!(op, Op::Read(_)) && rng.below(2) == 0;
         let recorded = record(&api, worker, op, stale).await?;
         world.history.borrow_mut().push(recorded);
@@ -87,6 +71,60 @@ pub(super) async fn client(
     world.clients_done.set(world.clients_done.get() + 1);
     assert!(world.clients_done.get() <= clients);
     Ok(())
+}
+
+/// What a client sent: its writes (to retry) and its holds (to resolve).
+#[derive(Default)]
+struct Sent {
+    writes: Vec<Op>,
+    holds: Vec<Transfer>,
+    ids: u128,
+}
+
+/// The next call of client `worker`.
+fn choose(rng: &mut Rng, worker: u32, sent: &mut Sent) -> Op {
+    let wallet = 2 + rng.index(WALLETS);
+    let other = 2 + (wallet - 2 + 1 + rng.index(WALLETS - 1)) % WALLETS;
+    let amount = 1 + u128::from(rng.below(8));
+    sent.ids += 1;
+    // Unique per run: the client in the high bits, a counter in the low ones.
+    let id = (u128::from(worker) + 1) << 64 | sent.ids;
+    let op = match rng.below(14) {
+        0..=3 => Op::Transfer(Transfer { id, debit: 0, credit: wallet, amount: amount.min(5) }),
+        4 | 5 => Op::Transfer(Transfer { id, debit: wallet, credit: 1, amount }),
+        6 => Op::Transfer(Transfer { id, debit: wallet, credit: other, amount: amount.min(4) }),
+        7 | 8 => {
+            let hold = Transfer { id, debit: wallet, credit: 1, amount };
+            sent.holds.push(hold);
+            Op::Hold(hold)
+        }
+        9 => match sent.holds.get(rng.index(sent.holds.len() + 1)) {
+            Some(hold) => {
+                let void = rng.below(3) == 0;
+                // A void releases the whole hold; a post takes all of it (0), part of it, or
+                // one more than was held.
+                let held = u64::try_from(hold.amount).unwrap_or(u64::MAX - 2);
+                let amount = if void { 0 } else { u128::from(rng.below(held + 2)) };
+                Op::Resolve(Resolve { id, hold: *hold, amount, void })
+            }
+            None => Op::Read(wallet),
+        },
+        10 | 11 => Op::Read(wallet),
+        _ => {
+            return match sent.writes.get(rng.index(sent.writes.len() + 1)).copied() {
+                // The same request again, or the same id with another amount.
+                Some(old) if rng.below(2) == 0 => old,
+                Some(Op::Transfer(t)) => Op::Transfer(Transfer { amount: t.amount + 1, ..t }),
+                Some(Op::Hold(t)) => Op::Hold(Transfer { amount: t.amount + 1, ..t }),
+                Some(old) => old,
+                None => Op::Read(wallet),
+            };
+        }
+    };
+    if !matches!(op, Op::Read(_)) {
+        sent.writes.push(op);
+    }
+    op
 }
 
 /// Makes one call and records it.
@@ -146,49 +184,81 @@ pub(super) fn ledger_id(account: usize) -> u128 {
     }
 }
 
+/// The request for the write `op`.
+fn request(op: Op) -> pb::NewTransfer {
+    const PENDING: u32 = 2;
+    const POST_PENDING: u32 = 4;
+    const VOID_PENDING: u32 = 8;
+    let transfer = |t: Transfer, code: pb::TransferCode, flags| pb::NewTransfer {
+        id: pb_u128(t.id),
+        debit_account: pb_u128(ledger_id(t.debit)),
+        credit_account: pb_u128(ledger_id(t.credit)),
+        amount: pb_u128(t.amount),
+        asset: POINTS,
+        code: code as i32,
+        flags,
+        ..pb::NewTransfer::default()
+    };
+    match op {
+        Op::Transfer(t) => {
+            let code = match (t.debit, t.credit) {
+                (0, _) => pb::TransferCode::Earn,
+                (_, 1) => pb::TransferCode::Burn,
+                _ => pb::TransferCode::Transfer,
+            };
+            transfer(t, code, 0)
+        }
+        Op::Hold(t) => transfer(t, pb::TransferCode::Burn, PENDING),
+        // Accounts, asset and code are the hold's.
+        Op::Resolve(r) => pb::NewTransfer {
+            id: pb_u128(r.id),
+            pending_id: pb_u128(r.hold.id),
+            amount: pb_u128(r.amount),
+            flags: if r.void { VOID_PENDING } else { POST_PENDING },
+            ..pb::NewTransfer::default()
+        },
+        Op::Read(_) => unreachable!("a write"),
+    }
+}
+
+/// The model's name for a transfer result.
+fn ret_of(result: &str) -> Result<Ret, String> {
+    Ok(match result {
+        "ok" => Ret::Ok,
+        "exists" => Ret::Exists,
+        "exceeds_credits" => Ret::ExceedsCredits,
+        "pending_transfer_not_found" => Ret::PendingTransferNotFound,
+        "pending_transfer_already_posted" => Ret::PendingTransferAlreadyPosted,
+        "pending_transfer_already_voided" => Ret::PendingTransferAlreadyVoided,
+        "exceeds_pending_transfer_amount" => Ret::ExceedsPendingTransferAmount,
+        r if r.starts_with("exists_with_different_") => Ret::ExistsWithDifferentFields,
+        other => return Err(format!("an answer the model does not know: {other}")),
+    })
+}
+
 /// Makes one call; `None` when the client gave up on it (its outcome is unknown).
 async fn call(api: &Client, op: Op, stale: bool) -> Result<Option<Ret>, String> {
-    match op {
-        Op::Read(account) => {
-            let staleness = if stale { STALENESS } else { Duration::ZERO };
-            match api.lookup_accounts(&[ledger_id(account)], staleness).await {
-                Ok(found) => {
-                    let found = found.first().ok_or("an account was not found")?;
-                    let balances = found.balances.unwrap_or_default();
-                    Ok(Some(Ret::Balance(Balance {
-                        debits: u128_of(balances.debits_posted.as_ref()),
-                        credits: u128_of(balances.credits_posted.as_ref()),
-                    })))
-                }
-                Err(_) => Ok(None),
+    if let Op::Read(account) = op {
+        let staleness = if stale { STALENESS } else { Duration::ZERO };
+        return match api.lookup_accounts(&[ledger_id(account)], staleness).await {
+            Ok(found) => {
+                let found = found.first().ok_or("an account was not found")?;
+                let balances = found.balances.unwrap_or_default();
+                Ok(Some(Ret::Balance(Balance {
+                    debits: u128_of(balances.debits_posted.as_ref()),
+                    credits: u128_of(balances.credits_posted.as_ref()),
+                    debits_pending: u128_of(balances.debits_pending.as_ref()),
+                    credits_pending: u128_of(balances.credits_pending.as_ref()),
+                })))
             }
+            Err(_) => Ok(None),
+        };
+    }
+    match api.create_transfers(vec![request(op)]).await {
+        Ok(results) => {
+            let result = results.first().ok_or("no result for a transfer")?;
+            ret_of(&result.result).map(Some)
         }
-        Op::Transfer(t) => {
-            let code = if t.debit == 0 { pb::TransferCode::Earn } else { pb::TransferCode::Burn };
-            let transfer = pb::NewTransfer {
-                id: pb_u128(t.id),
-                debit_account: pb_u128(ledger_id(t.debit)),
-                credit_account: pb_u128(ledger_id(t.credit)),
-                amount: pb_u128(t.amount),
-                asset: POINTS,
-                code: code as i32,
-                ..pb::NewTransfer::default()
-            };
-            match api.create_transfers(vec![transfer]).await {
-                Ok(results) => {
-                    let result = results.first().ok_or("no result for a transfer")?;
-                    match result.result.as_str() {
-                        "ok" => Ok(Some(Ret::Ok)),
-                        "exists" => Ok(Some(Ret::Exists)),
-                        "exceeds_credits" => Ok(Some(Ret::ExceedsCredits)),
-                        r if r.starts_with("exists_with_different_") => {
-                            Ok(Some(Ret::ExistsWithDifferentFields))
-                        }
-                        other => Err(format!("an answer the model does not know: {other}")),
-                    }
-                }
-                Err(_) => Ok(None),
-            }
-        }
+        Err(_) => Ok(None),
     }
 }

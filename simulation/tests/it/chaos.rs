@@ -58,8 +58,8 @@ async fn a_short_chaos_run_stays_linearizable() {
         .iter()
         .filter(|c| c.answered.is_none())
         .filter_map(|c| match c.op {
-            Op::Transfer(t) => Some(t.amount),
-            Op::Read(_) => None,
+            Op::Transfer(t) | Op::Hold(t) => Some(t.amount),
+            Op::Resolve(_) | Op::Read(_) => None,
         })
         .sum();
     read.expect("reads were answered").credits += unknown + 1;

@@ -45,7 +45,21 @@ fn two_hundred_seeds_pass_and_cover_every_fault() {
     for outcome in ["corruption caught", "node replaced", "stopped and restarted"] {
         assert!(outcomes.contains(outcome), "no {outcome} in {outcomes}");
     }
-    eprintln!("{faults}\n{outcomes}");
+    let answers = out.lines().find(|l| l.starts_with("answers by kind:")).expect("answers");
+    for answer in [
+        "Ok",
+        "Exists",
+        "ExceedsCredits",
+        "ExistsWithDifferentFields",
+        "PendingTransferNotFound",
+        "PendingTransferAlreadyPosted",
+        "PendingTransferAlreadyVoided",
+        "ExceedsPendingTransferAmount",
+        "Balance",
+    ] {
+        assert!(answers.contains(&format!("\"{answer}\":")), "no {answer} in {answers}");
+    }
+    eprintln!("{faults}\n{outcomes}\n{answers}");
 }
 
 /// Goal: a seed replays exactly: the same trace hash twice, each in a fresh process.
