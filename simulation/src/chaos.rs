@@ -19,20 +19,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use api::client::{Client, ClientConfig};
-use api::convert::{pb_u128, u128_of};
 use api::proto::ledger as pb;
 use api::proto::ledger::admin_client::AdminClient;
 
-use crate::bank::{self, Balance, Bank, Finding, Op, Ret, Transfer};
+use crate::bank::{self, Bank, Finding, Op, Ret, Transfer};
 use crate::checker::Call;
+use crate::ledger;
 use crate::rng::Rng;
 
-/// Accounts of the run, as ledger ids; bank indexes are their positions.
-const ISSUANCE: u128 = 1_001;
-const SETTLEMENT: u128 = 1_002;
-const WALLET_FIRST: u128 = 2_001;
-const POINTS: u32 = 1;
-const DEBITS_MUST_NOT_EXCEED_CREDITS: u32 = 2;
 /// Configurations the checker may visit per partition before calling it undecided.
 pub const CONFIGURATIONS_MAX: usize = 2_000_000;
 /// How long the cluster gets to converge once faults stop.
@@ -134,8 +128,7 @@ pub async fn run(options: &ChaosOptions) -> Result<ChaosReport, String> {
     let state_hashes = cluster.converge().await?;
     let history = std::mem::take(&mut *history.lock().unwrap_or_else(PoisonError::into_inner));
 
-    let guarded = (0..2 + options.wallets).map(|account| account >= 2).collect();
-    let bank = Bank::new(guarded);
+    let bank = Bank::new(ledger::guarded(options.wallets as usize));
     let finding = bank::check_per_account(&bank, &history, CONFIGURATIONS_MAX);
     let mut answers = BTreeMap::new();
     for call in &history {
@@ -162,25 +155,9 @@ pub async fn run(options: &ChaosOptions) -> Result<ChaosReport, String> {
 
 /// Creates the points asset, the issuance and settlement accounts and the wallets.
 async fn setup(client: &Client, wallets: u32) -> Result<(), String> {
-    let asset =
-        pb::NewAsset { id: POINTS, code: "PTS".into(), scale: 0, expiry_account: pb_u128(9_001) };
+    let (asset, accounts) = ledger::setup_requests(wallets as usize);
     let results = client.create_assets(vec![asset]).await.map_err(|e| e.to_string())?;
     expect_created("asset", results.iter().map(String::as_str))?;
-    let account = |id: u128, kind: pb::AccountKind, flags: u32| pb::NewAccount {
-        id: pb_u128(id),
-        asset: POINTS,
-        kind: kind as i32,
-        flags,
-        ..pb::NewAccount::default()
-    };
-    let mut accounts = vec![
-        account(ISSUANCE, pb::AccountKind::MerchantIssuance, 0),
-        account(SETTLEMENT, pb::AccountKind::MerchantSettlement, 0),
-    ];
-    for wallet in 0..wallets {
-        let id = WALLET_FIRST + u128::from(wallet);
-        accounts.push(account(id, pb::AccountKind::CustomerWallet, DEBITS_MUST_NOT_EXCEED_CREDITS));
-    }
     let results = client.create_accounts(accounts).await.map_err(|e| e.to_string())?;
     expect_created("accounts", results.iter().map(|r| r.result.as_str()))
 }
@@ -248,63 +225,7 @@ impl Load {
 
     /// Makes the call; `None` when it was never answered (the client gave up retrying).
     async fn call(&self, op: Op) -> Result<Option<Ret>, String> {
-        match op {
-            Op::Read(account) => {
-                let id = ledger_id(account);
-                match self.client.lookup_accounts(&[id], Duration::ZERO).await {
-                    Ok(found) => {
-                        let account = found.first().ok_or("a wallet was not found")?;
-                        let balances = account.balances.unwrap_or_default();
-                        Ok(Some(Ret::Balance(Balance {
-                            debits: u128_of(balances.debits_posted.as_ref()),
-                            credits: u128_of(balances.credits_posted.as_ref()),
-                            debits_pending: u128_of(balances.debits_pending.as_ref()),
-                            credits_pending: u128_of(balances.credits_pending.as_ref()),
-                        })))
-                    }
-                    Err(_) => Ok(None),
-                }
-            }
-            Op::Hold(_) | Op::Resolve(_) => Err("this workload makes no holds".into()),
-            Op::Transfer(t) => {
-                let code =
-                    if t.debit == 0 { pb::TransferCode::Earn } else { pb::TransferCode::Burn };
-                let transfer = pb::NewTransfer {
-                    id: pb_u128(t.id),
-                    debit_account: pb_u128(ledger_id(t.debit)),
-                    credit_account: pb_u128(ledger_id(t.credit)),
-                    amount: pb_u128(t.amount),
-                    asset: POINTS,
-                    code: code as i32,
-                    ..pb::NewTransfer::default()
-                };
-                match self.client.create_transfers(vec![transfer]).await {
-                    Ok(results) => {
-                        let result = results.first().ok_or("no result for a transfer")?;
-                        transfer_ret(&result.result).map(Some)
-                    }
-                    Err(_) => Ok(None),
-                }
-            }
-        }
-    }
-}
-
-fn ledger_id(account: usize) -> u128 {
-    match account {
-        0 => ISSUANCE,
-        1 => SETTLEMENT,
-        wallet => WALLET_FIRST + (wallet as u128 - 2),
-    }
-}
-
-fn transfer_ret(result: &str) -> Result<Ret, String> {
-    match result {
-        "ok" => Ok(Ret::Ok),
-        "exists" => Ok(Ret::Exists),
-        "exceeds_credits" => Ok(Ret::ExceedsCredits),
-        r if r.starts_with("exists_with_different_") => Ok(Ret::ExistsWithDifferentFields),
-        other => Err(format!("an answer the model does not know: {other}")),
+        ledger::call(&self.client, op, Duration::ZERO).await
     }
 }
 

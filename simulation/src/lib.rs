@@ -20,5 +20,6 @@
 pub mod bank;
 pub mod chaos;
 pub mod checker;
+pub mod ledger;
 pub mod rng;
 pub mod sim;

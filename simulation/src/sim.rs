@@ -262,8 +262,8 @@ fn judge(seed: u64, nodes: usize, world: &World, driver: Driver<'_>) -> SimRepor
         .collect();
     let state_hashes = world.state_hashes.borrow().clone();
     let events = world.events.borrow().clone();
-    let guarded = (0..2 + workload::WALLETS).map(|account| account >= 2).collect();
-    let finding = bank::check_per_account(&Bank::new(guarded), &history, CONFIGURATIONS_MAX);
+    let bank = Bank::new(crate::ledger::guarded(workload::WALLETS));
+    let finding = bank::check_per_account(&bank, &history, CONFIGURATIONS_MAX);
     let mut hasher = std::hash::DefaultHasher::new();
     format!("{recorded:?}").hash(&mut hasher);
     state_hashes.hash(&mut hasher);
@@ -445,7 +445,7 @@ impl Driver<'_> {
                 ("fsync failure", Active::FailSyncs(a))
             }
             8 => {
-                let wallet = workload::ledger_id(2 + self.rng.index(workload::WALLETS));
+                let wallet = crate::ledger::ledger_id(2 + self.rng.index(workload::WALLETS));
                 if let Some(store) = &self.world.stores.borrow()[a] {
                     store.kv().corrupt(Table::Accounts, &wallet.to_be_bytes());
                 }

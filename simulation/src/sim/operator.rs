@@ -13,9 +13,10 @@ use std::time::Duration;
 use api::proto::ledger as pb;
 
 use super::net::{admin, dialer, sim_now};
-use super::workload::{client_of, ledger_id, record, WALLETS};
+use super::workload::{client_of, record, WALLETS};
 use super::{host_name, World, CONVERGE_WITHIN, PORT};
 use crate::bank::Op;
+use crate::ledger::ledger_id;
 use crate::rng::Rng;
 
 /// The auditor's client number in the history.

@@ -7,22 +7,16 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use api::client::{Client, ClientConfig};
-use api::convert::{pb_u128, u128_of};
-use api::proto::ledger as pb;
 
 use super::net::{dialer, sim_now};
 use super::{host_name, World, PORT};
-use crate::bank::{Balance, Op, Resolve, Ret, Transfer};
+use crate::bank::{Op, Resolve, Ret, Transfer};
 use crate::checker::Call;
+use crate::ledger;
 use crate::rng::Rng;
 
-const ISSUANCE: u128 = 1_001;
-const SETTLEMENT: u128 = 1_002;
-const WALLET_FIRST: u128 = 2_001;
 /// Wallets the clients share: few, so that their calls collide.
 pub(super) const WALLETS: usize = 3;
-const POINTS: u32 = 1;
-const DEBITS_MUST_NOT_EXCEED_CREDITS: u32 = 2;
 const CALLS_PER_CLIENT: usize = 60;
 /// How stale a bounded-staleness read may be.
 const STALENESS: Duration = Duration::from_millis(250);
@@ -143,23 +137,7 @@ pub(super) async fn record(
 }
 
 async fn setup(api: &Client) -> Result<(), String> {
-    let asset =
-        pb::NewAsset { id: POINTS, code: "PTS".into(), scale: 0, expiry_account: pb_u128(9_001) };
-    let account = |id: u128, kind: pb::AccountKind, flags: u32| pb::NewAccount {
-        id: pb_u128(id),
-        asset: POINTS,
-        kind: kind as i32,
-        flags,
-        ..pb::NewAccount::default()
-    };
-    let mut accounts = vec![
-        account(ISSUANCE, pb::AccountKind::MerchantIssuance, 0),
-        account(SETTLEMENT, pb::AccountKind::MerchantSettlement, 0),
-    ];
-    for wallet in 0..WALLETS {
-        let id = WALLET_FIRST + wallet as u128;
-        accounts.push(account(id, pb::AccountKind::CustomerWallet, DEBITS_MUST_NOT_EXCEED_CREDITS));
-    }
+    let (asset, accounts) = ledger::setup_requests(WALLETS);
     // The cluster is still electing its first leader: keep trying.
     for _ in 0..100 {
         let assets = api.create_assets(vec![asset.clone()]).await;
@@ -175,90 +153,7 @@ async fn setup(api: &Client) -> Result<(), String> {
     Err("the accounts could not be created".into())
 }
 
-/// The ledger id of the model's account number (0 issuance, 1 settlement, then the wallets).
-pub(super) fn ledger_id(account: usize) -> u128 {
-    match account {
-        0 => ISSUANCE,
-        1 => SETTLEMENT,
-        wallet => WALLET_FIRST + (wallet as u128 - 2),
-    }
-}
-
-/// The request for the write `op`.
-fn request(op: Op) -> pb::NewTransfer {
-    const PENDING: u32 = 2;
-    const POST_PENDING: u32 = 4;
-    const VOID_PENDING: u32 = 8;
-    let transfer = |t: Transfer, code: pb::TransferCode, flags| pb::NewTransfer {
-        id: pb_u128(t.id),
-        debit_account: pb_u128(ledger_id(t.debit)),
-        credit_account: pb_u128(ledger_id(t.credit)),
-        amount: pb_u128(t.amount),
-        asset: POINTS,
-        code: code as i32,
-        flags,
-        ..pb::NewTransfer::default()
-    };
-    match op {
-        Op::Transfer(t) => {
-            let code = match (t.debit, t.credit) {
-                (0, _) => pb::TransferCode::Earn,
-                (_, 1) => pb::TransferCode::Burn,
-                _ => pb::TransferCode::Transfer,
-            };
-            transfer(t, code, 0)
-        }
-        Op::Hold(t) => transfer(t, pb::TransferCode::Burn, PENDING),
-        // Accounts, asset and code are the hold's.
-        Op::Resolve(r) => pb::NewTransfer {
-            id: pb_u128(r.id),
-            pending_id: pb_u128(r.hold.id),
-            amount: pb_u128(r.amount),
-            flags: if r.void { VOID_PENDING } else { POST_PENDING },
-            ..pb::NewTransfer::default()
-        },
-        Op::Read(_) => unreachable!("a write"),
-    }
-}
-
-/// The model's name for a transfer result.
-fn ret_of(result: &str) -> Result<Ret, String> {
-    Ok(match result {
-        "ok" => Ret::Ok,
-        "exists" => Ret::Exists,
-        "exceeds_credits" => Ret::ExceedsCredits,
-        "pending_transfer_not_found" => Ret::PendingTransferNotFound,
-        "pending_transfer_already_posted" => Ret::PendingTransferAlreadyPosted,
-        "pending_transfer_already_voided" => Ret::PendingTransferAlreadyVoided,
-        "exceeds_pending_transfer_amount" => Ret::ExceedsPendingTransferAmount,
-        r if r.starts_with("exists_with_different_") => Ret::ExistsWithDifferentFields,
-        other => return Err(format!("an answer the model does not know: {other}")),
-    })
-}
-
 /// Makes one call; `None` when the client gave up on it (its outcome is unknown).
 async fn call(api: &Client, op: Op, stale: bool) -> Result<Option<Ret>, String> {
-    if let Op::Read(account) = op {
-        let staleness = if stale { STALENESS } else { Duration::ZERO };
-        return match api.lookup_accounts(&[ledger_id(account)], staleness).await {
-            Ok(found) => {
-                let found = found.first().ok_or("an account was not found")?;
-                let balances = found.balances.unwrap_or_default();
-                Ok(Some(Ret::Balance(Balance {
-                    debits: u128_of(balances.debits_posted.as_ref()),
-                    credits: u128_of(balances.credits_posted.as_ref()),
-                    debits_pending: u128_of(balances.debits_pending.as_ref()),
-                    credits_pending: u128_of(balances.credits_pending.as_ref()),
-                })))
-            }
-            Err(_) => Ok(None),
-        };
-    }
-    match api.create_transfers(vec![request(op)]).await {
-        Ok(results) => {
-            let result = results.first().ok_or("no result for a transfer")?;
-            ret_of(&result.result).map(Some)
-        }
-        Err(_) => Ok(None),
-    }
+    ledger::call(api, op, if stale { STALENESS } else { Duration::ZERO }).await
 }
