@@ -67,6 +67,13 @@ impl Table {
         Self::Events,
     ];
 
+    /// An index table: its keys are the data and its values are empty; every other table's
+    /// values are framed (`frame`).
+    #[must_use]
+    pub fn is_index(self) -> bool {
+        matches!(self, Self::AccountTransfers | Self::HoldsDue | Self::LotsDue)
+    }
+
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {

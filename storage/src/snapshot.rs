@@ -6,6 +6,10 @@
 //! `[table u8][key len u32][key][value len u32][value]`; the end chunk's body is
 //! `[row count u64][BLAKE3 of every rows body, in order]`. Install verifies every frame, the
 //! sequence, the count and the digest before it deletes anything.
+//!
+//! Each row's value keeps its own frame (`frame`), and both ends check it: a node whose disk
+//! damaged a row fails to build a snapshot (`Corrupted`, so it stops) rather than hand the
+//! damage to the nodes it would seed, and an install refuses a stream carrying such a row.
 
 use crate::error::StorageError;
 use crate::frame::{frame, unframe};
@@ -74,6 +78,8 @@ impl<V: Kv> SnapshotReader<V> {
                 self.cursor = [last.as_slice(), &[0]].concat();
             }
             for (key, value) in rows {
+                // Never ship a damaged row: a new replica would take it as its own state.
+                check_row(table, &key, &value)?;
                 body.push(table_tag(table));
                 body.extend_from_slice(
                     &u32::try_from(key.len()).expect("short keys").to_le_bytes(),
@@ -217,6 +223,15 @@ fn verify(chunks: &[Vec<u8>]) -> Result<Vec<Row>, StorageError> {
     Err(invalid("stream ends without its end chunk"))
 }
 
+/// A stored row as written: an index row's value empty, any other's framed and intact.
+fn check_row(table: Table, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+    match table.is_index() {
+        true if value.is_empty() => Ok(()),
+        true => Err(StorageError::corrupted(table, key, "an index row with a value")),
+        false => unframe(table, key, value).map(|_| ()),
+    }
+}
+
 fn parse_rows(
     mut body: &[u8],
     rows: &mut Vec<(Table, Vec<u8>, Vec<u8>)>,
@@ -240,7 +255,13 @@ fn parse_rows(
         let key = take(&mut body, key_len)?.to_vec();
         let value_len = length(&mut body)?;
         let value = take(&mut body, value_len)?.to_vec();
+        if let Err(damaged) = check_row(table, &key, &value) {
+            return Err(invalid(format!("a damaged row: {damaged}")));
+        }
         rows.push((table, key, value));
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -38,11 +38,13 @@ pub(super) async fn node_main(host: usize, world: Rc<World>) -> turmoil::Result 
     config.rng_seed = Some(world.seed ^ (id << 48) ^ boot);
     config.dialer = Some(dialer());
     config.clock = clock();
-    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
     let node = match Node::start(config, store).await {
         Ok(node) => node,
         Err(reason) => return stopped(host, reason, &world).await,
     };
+    // Bound only once the node runs: a node that failed to start must refuse connections, not
+    // let them queue unanswered.
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
     if host == 0 && boot == 1 {
         let ids = world.ids.borrow().clone();
         let members = ids
