@@ -57,6 +57,10 @@ pub struct Settings {
     /// Deadline of one whole snapshot transfer [default: 600000].
     #[arg(long, env = "LEDGERD_SNAPSHOT_TIMEOUT_MS")]
     pub snapshot_timeout_ms: Option<u64>,
+    /// How often a peer connection is pinged, and how long a ping may go unanswered before
+    /// the connection is redialed [default: 2000].
+    #[arg(long, env = "LEDGERD_PEER_KEEPALIVE_MS")]
+    pub peer_keepalive_ms: Option<u64>,
     /// Client write requests that may wait for the leader's batcher [default: 16384].
     #[arg(long, env = "LEDGERD_WRITE_QUEUE")]
     pub write_queue: Option<usize>,
@@ -123,6 +127,7 @@ impl Settings {
             rpc_timeout_ms,
             connect_timeout_ms,
             snapshot_timeout_ms,
+            peer_keepalive_ms,
             write_queue,
             entries_in_flight,
             tick_interval_ms,
@@ -195,6 +200,7 @@ fn node_config(settings: &Settings, node_id: u64, cluster_id: u64) -> Result<Nod
         connect: millis(settings.connect_timeout_ms, node.deadlines.connect),
         rpc: millis(settings.rpc_timeout_ms, node.deadlines.rpc),
         snapshot: millis(settings.snapshot_timeout_ms, node.deadlines.snapshot),
+        keepalive: millis(settings.peer_keepalive_ms, node.deadlines.keepalive),
     };
     node.write_queue = settings.write_queue.unwrap_or(node.write_queue);
     node.entries_in_flight = settings.entries_in_flight.unwrap_or(node.entries_in_flight);
@@ -205,6 +211,12 @@ fn node_config(settings: &Settings, node_id: u64, cluster_id: u64) -> Result<Nod
     }
     if node.write_queue == 0 || node.entries_in_flight == 0 || node.tick_interval.is_zero() {
         return Err("write_queue, entries_in_flight and tick_interval_ms must be non-zero".into());
+    }
+    let Deadlines { connect, rpc, snapshot, keepalive } = node.deadlines;
+    if [connect, rpc, snapshot, keepalive].iter().any(Duration::is_zero) {
+        return Err("connect_timeout_ms, rpc_timeout_ms, snapshot_timeout_ms and \
+                    peer_keepalive_ms must be non-zero"
+            .into());
     }
     Ok(node)
 }
@@ -286,6 +298,13 @@ mod tests {
         assert!(missing.unwrap_err().contains("cluster_id is required"));
         let zero = Settings { node_id: Some(0), cluster_id: Some(1), ..Settings::default() };
         assert!(Config::resolve(zero).unwrap_err().contains("non-zero"));
+        let keepalive = Settings {
+            node_id: Some(1),
+            cluster_id: Some(1),
+            peer_keepalive_ms: Some(0),
+            ..Settings::default()
+        };
+        assert!(Config::resolve(keepalive).unwrap_err().contains("peer_keepalive_ms"));
         let format = Settings {
             node_id: Some(1),
             cluster_id: Some(1),

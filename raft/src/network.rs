@@ -32,6 +32,11 @@ pub struct Deadlines {
     pub rpc: Duration,
     /// Ceiling of one whole snapshot transfer.
     pub snapshot: Duration,
+    /// How often a peer connection is probed with an HTTP/2 ping, and how long an unanswered
+    /// ping may wait before the connection is closed and redialed. A link that dropped bytes
+    /// can leave a connection open but stalled; every RPC on it would time out, and a leader
+    /// whose acknowledgements are stuck that way has no quorum, until this notices.
+    pub keepalive: Duration,
 }
 
 impl Default for Deadlines {
@@ -40,6 +45,7 @@ impl Default for Deadlines {
             connect: Duration::from_secs(1),
             rpc: Duration::from_secs(5),
             snapshot: Duration::from_secs(600),
+            keepalive: Duration::from_secs(2),
         }
     }
 }
@@ -170,8 +176,9 @@ impl Channels {
             .connect_timeout(self.deadlines.connect)
             .local_address(self.source)
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5));
+            .http2_keep_alive_interval(self.deadlines.keepalive)
+            .keep_alive_timeout(self.deadlines.keepalive)
+            .keep_alive_while_idle(true);
         let channel = match &self.dialer {
             Some(Dialer(dial)) => dial(endpoint),
             None => endpoint.connect_lazy(),
