@@ -17,6 +17,16 @@
 //!   already resolved, `PendingTransferAlreadyPosted` or `…Voided`; a post of more than was
 //!   held, `ExceedsPendingTransferAmount`. Resolves are ids like transfers: retried, they
 //!   answer `Exists` or their recorded refusal.
+//! - A balancing transfer moves at most what a guarded debit account has available: the
+//!   requested amount, or less (`ExceedsCredits` when nothing is available) — "burn all".
+//! - A reversal (a refund of a burn, a reversal of an earn) moves value back from the credit
+//!   account of an applied posted transfer (a transfer, a balancing one, or a post) to its
+//!   debit account: all that is left of it (`amount` zero) or part of it, at most the
+//!   original amount in total (`ExceedsReversibleAmount`). It is refused with
+//!   `ReversedTransferNotFound` when no transfer was applied under that id, with
+//!   `ReversedTransferNotReversible` when that one is a hold, a void or itself a reversal, and
+//!   with `ExceedsCredits` when it would overdraw a guarded account (a wallet that already
+//!   spent an earn).
 //! - A read returns an account's posted and pending debits and credits.
 //! - Clients retry a call whose answer was lost with the same id (`api::client` does), so a
 //!   call may itself be answered `Exists` for an id nobody used before: its first attempt
@@ -48,6 +58,16 @@ pub struct Transfer {
     pub amount: u128,
 }
 
+/// A reversal of `original` (as its client sent it: its accounts place the reversal in a
+/// partition; the model reverses what it recorded under that id). An `amount` of zero
+/// reverses all that is left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Reversal {
+    pub id: u128,
+    pub original: Transfer,
+    pub amount: u128,
+}
+
 /// A post (`void: false`) or a void of the hold `hold`; an `amount` of zero posts the whole
 /// hold (a void always releases all of it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,6 +84,9 @@ pub enum Op {
     /// A pending transfer.
     Hold(Transfer),
     Resolve(Resolve),
+    /// A transfer that moves at most what its debit account has available.
+    Balancing(Transfer),
+    Reverse(Reversal),
     Read(usize),
 }
 
@@ -72,9 +95,11 @@ impl Op {
     #[must_use]
     pub fn accounts(&self) -> Option<[usize; 2]> {
         match self {
-            Op::Transfer(t) | Op::Hold(t) | Op::Resolve(Resolve { hold: t, .. }) => {
-                Some([t.debit, t.credit])
-            }
+            Op::Transfer(t)
+            | Op::Hold(t)
+            | Op::Balancing(t)
+            | Op::Resolve(Resolve { hold: t, .. })
+            | Op::Reverse(Reversal { original: t, .. }) => Some([t.debit, t.credit]),
             Op::Read(_) => None,
         }
     }
@@ -82,17 +107,21 @@ impl Op {
     /// The id of the record a write makes.
     fn id(&self) -> Option<u128> {
         match self {
-            Op::Transfer(t) | Op::Hold(t) => Some(t.id),
-            Op::Resolve(r) => Some(r.id),
+            Op::Transfer(t) | Op::Hold(t) | Op::Balancing(t) => Some(t.id),
+            Op::Resolve(Resolve { id, .. }) | Op::Reverse(Reversal { id, .. }) => Some(*id),
             Op::Read(_) => None,
         }
     }
 
-    /// Writes that answer for each other share this: a transfer's id, or a hold's (its
-    /// resolves answer `NotFound`, `Already…` by what became of it).
+    /// Writes that answer for each other share this: a transfer's id, a hold's (its resolves
+    /// answer `NotFound`, `Already…` by what became of it), or a reversed transfer's.
     fn group(&self) -> Option<u128> {
         match self {
-            Op::Transfer(t) | Op::Hold(t) | Op::Resolve(Resolve { hold: t, .. }) => Some(t.id),
+            Op::Transfer(t)
+            | Op::Hold(t)
+            | Op::Balancing(t)
+            | Op::Resolve(Resolve { hold: t, .. })
+            | Op::Reverse(Reversal { original: t, .. }) => Some(t.id),
             Op::Read(_) => None,
         }
     }
@@ -108,6 +137,9 @@ pub enum Ret {
     PendingTransferAlreadyPosted,
     PendingTransferAlreadyVoided,
     ExceedsPendingTransferAmount,
+    ReversedTransferNotFound,
+    ReversedTransferNotReversible,
+    ExceedsReversibleAmount,
     Balance(Balance),
 }
 
@@ -126,6 +158,9 @@ pub struct BankState {
     records: BTreeMap<u128, (Op, Ret)>,
     /// Every hold applied, with what became of it.
     holds: BTreeMap<u128, Hold>,
+    /// Every posted transfer that may be reversed (transfers, balancing ones, posts), as
+    /// applied, with the amount reversed so far.
+    reversible: BTreeMap<u128, (Transfer, u128)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -160,7 +195,7 @@ impl Bank {
     /// Splits `history` into independent partitions, one per group of guarded accounts that
     /// transfers (or reuses of one transfer id) connect. Reads of unguarded accounts, and
     /// transfers that touch no guarded account, belong to no partition: only the whole-bank
-    /// check judges them.
+    /// check judges them. Reads never answered belong to none either.
     ///
     /// # Panics
     /// A call names an account the bank does not have.
@@ -193,7 +228,10 @@ impl Bank {
         for (index, call) in history.iter().enumerate() {
             if let Op::Read(account) = call.op {
                 assert!(account < self.accounts());
-                owner_of_call[index] = self.guarded[account].then_some(account);
+                // A read never answered changed nothing and showed nothing: it constrains no
+                // order, and left in it would only double the search.
+                let answered = call.answered.is_some();
+                owner_of_call[index] = (self.guarded[account] && answered).then_some(account);
             }
         }
         let mut parts: BTreeMap<usize, Partition> = BTreeMap::new();
@@ -231,21 +269,33 @@ impl Bank {
         let ret = match op {
             Op::Transfer(t) => self.transfer(&mut next, t, false),
             Op::Hold(t) => self.transfer(&mut next, t, true),
+            Op::Balancing(t) => match self.available(&next, t.debit).map(|a| a.min(t.amount)) {
+                Some(0) => Ret::ExceedsCredits,
+                Some(amount) => self.transfer(&mut next, Transfer { amount, ..t }, false),
+                None => self.transfer(&mut next, t, false),
+            },
             Op::Resolve(r) => self.resolve(&mut next, r),
+            Op::Reverse(r) => self.reverse(&mut next, r),
             Op::Read(_) => unreachable!("a write"),
         };
         next.records.insert(id, (op, ret));
         (next, ret)
     }
 
+    /// What a guarded account may still spend; `None` for an unguarded one (no limit).
+    fn available(&self, state: &BankState, account: usize) -> Option<u128> {
+        if !self.guarded[account] {
+            return None;
+        }
+        assert!(self.kept[account], "a partition keeps its guarded accounts");
+        let b = state.balances[account];
+        Some(b.credits.saturating_sub(b.debits + b.debits_pending))
+    }
+
     /// A transfer, or a hold (`pending`), applied to `next` unless refused.
     fn transfer(&self, next: &mut BankState, t: Transfer, pending: bool) -> Ret {
-        let debit = next.balances[t.debit];
-        if self.guarded[t.debit] {
-            assert!(self.kept[t.debit], "a partition keeps its guarded accounts");
-            if debit.debits + debit.debits_pending + t.amount > debit.credits {
-                return Ret::ExceedsCredits;
-            }
+        if self.available(next, t.debit).is_some_and(|available| t.amount > available) {
+            return Ret::ExceedsCredits;
         }
         if self.kept[t.debit] {
             let debit = &mut next.balances[t.debit];
@@ -257,6 +307,8 @@ impl Bank {
         }
         if pending {
             next.holds.insert(t.id, Hold::Pending(t.amount));
+        } else {
+            next.reversible.insert(t.id, (t, 0));
         }
         Ret::Ok
     }
@@ -287,6 +339,36 @@ impl Bank {
             credit.credits += posted;
         }
         next.holds.insert(t.id, if r.void { Hold::Voided } else { Hold::Posted });
+        if !r.void {
+            next.reversible.insert(r.id, (Transfer { id: r.id, amount: posted, ..t }, 0));
+        }
+        Ret::Ok
+    }
+
+    /// A reversal, applied to `next` unless refused.
+    fn reverse(&self, next: &mut BankState, r: Reversal) -> Ret {
+        let Some((original, reversed)) = next.reversible.get(&r.original.id).copied() else {
+            return match next.records.get(&r.original.id) {
+                Some((_, Ret::Ok)) => Ret::ReversedTransferNotReversible,
+                _ => Ret::ReversedTransferNotFound,
+            };
+        };
+        let left = original.amount - reversed;
+        let amount = if r.amount == 0 { left } else { r.amount };
+        if amount == 0 || amount > left {
+            return Ret::ExceedsReversibleAmount;
+        }
+        let back = Transfer { id: r.id, debit: original.credit, credit: original.debit, amount };
+        if self.available(next, back.debit).is_some_and(|available| amount > available) {
+            return Ret::ExceedsCredits;
+        }
+        if self.kept[back.debit] {
+            next.balances[back.debit].debits += amount;
+        }
+        if self.kept[back.credit] {
+            next.balances[back.credit].credits += amount;
+        }
+        next.reversible.insert(original.id, (original, reversed + amount));
         Ret::Ok
     }
 }
@@ -301,6 +383,7 @@ impl Model for Bank {
             balances: vec![Balance::default(); self.accounts()],
             records: BTreeMap::new(),
             holds: BTreeMap::new(),
+            reversible: BTreeMap::new(),
         }
     }
 
@@ -311,13 +394,29 @@ impl Model for Bank {
                 let balance = Ret::Balance(state.balances[account]);
                 ret.is_none_or(|r| *r == balance).then(|| state.clone())
             }
-            Op::Transfer(_) | Op::Hold(_) | Op::Resolve(_) => {
+            Op::Transfer(_) | Op::Hold(_) | Op::Resolve(_) | Op::Balancing(_) | Op::Reverse(_) => {
                 let (next, expected) = self.write(state, *op);
                 let own_retry = expected == Ret::Ok && ret == Some(&Ret::Exists);
                 (ret.is_none_or(|r| *r == expected) || own_retry).then_some(next)
             }
         }
     }
+}
+
+/// How many calls of `history` got each answer (`Balance` for any read), and how many none
+/// (`unanswered`).
+#[must_use]
+pub fn answer_counts(history: &[Call<Op, Ret>]) -> BTreeMap<String, u32> {
+    let mut answers = BTreeMap::new();
+    for call in history {
+        let name = match &call.answered {
+            Some((_, Ret::Balance(_))) => "Balance".to_owned(),
+            Some((_, ret)) => format!("{ret:?}"),
+            None => "unanswered".to_owned(),
+        };
+        *answers.entry(name).or_insert(0) += 1;
+    }
+    answers
 }
 
 /// A partition (or the whole bank) whose calls no order explains.

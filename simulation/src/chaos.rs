@@ -1,5 +1,5 @@
 //! The real-process chaos harness: three `ledgerd` processes on loopback, clients earning,
-//! burning, retrying and reading through `api::client`, and under them nodes SIGKILLed (then
+//! burning, refunding, retrying and reading through `api::client`, and under them nodes SIGKILLed (then
 //! restarted on their data), SIGSTOPped (then continued), or cut off, slowed down or made
 //! lossy by the TCP proxy between the nodes (`proxy`). The recorded history is then judged by
 //! the linearizability checker against the bank model, and the nodes must converge to one
@@ -22,7 +22,7 @@ use api::client::{Client, ClientConfig};
 use api::proto::ledger as pb;
 use api::proto::ledger::admin_client::AdminClient;
 
-use crate::bank::{self, Bank, Finding, Op, Ret, Transfer};
+use crate::bank::{self, Bank, Finding, Op, Ret, Reversal, Transfer};
 use crate::checker::Call;
 use crate::ledger;
 use crate::rng::Rng;
@@ -112,6 +112,7 @@ pub async fn run(options: &ChaosOptions) -> Result<ChaosReport, String> {
             started,
             history: Arc::clone(&history),
             sent: Vec::new(),
+            ids: 0,
         };
         let until = started + options.load;
         workers.push(tokio::spawn(async move { load.run(until).await }));
@@ -130,15 +131,7 @@ pub async fn run(options: &ChaosOptions) -> Result<ChaosReport, String> {
 
     let bank = Bank::new(ledger::guarded(options.wallets as usize));
     let finding = bank::check_per_account(&bank, &history, CONFIGURATIONS_MAX);
-    let mut answers = BTreeMap::new();
-    for call in &history {
-        let name = match &call.answered {
-            Some((_, Ret::Balance(_))) => "balance".to_owned(),
-            Some((_, ret)) => format!("{ret:?}"),
-            None => "unanswered".to_owned(),
-        };
-        *answers.entry(name).or_insert(0) += 1;
-    }
+    let answers = bank::answer_counts(&history);
     Ok(ChaosReport {
         seed: options.seed,
         calls: history.len(),
@@ -180,8 +173,10 @@ struct Load {
     wallets: u32,
     started: Instant,
     history: Arc<Mutex<Vec<Call<Op, Ret>>>>,
-    /// Transfers this client sent, for retries.
+    /// Transfers this client sent, for retries and refunds.
     sent: Vec<Transfer>,
+    /// Ids this client used.
+    ids: u128,
 }
 
 impl Load {
@@ -189,10 +184,18 @@ impl Load {
         while Instant::now() < until {
             let wallet = 2 + self.rng.index(self.wallets as usize);
             let amount = 1 + u128::from(self.rng.below(8));
-            let op = match self.rng.below(10) {
+            let op = match self.rng.below(11) {
                 0..=3 => Op::Transfer(self.fresh(0, wallet, amount.min(5))),
                 4..=6 => Op::Transfer(self.fresh(wallet, 1, amount)),
                 7 | 8 => Op::Read(wallet),
+                // A refund of a burn or a reversal of an earn: all that is left, or part.
+                9 => match self.sent.get(self.rng.index(self.sent.len() + 1)).copied() {
+                    Some(original) => {
+                        let amount = u128::from(self.rng.below(3));
+                        Op::Reverse(Reversal { id: self.id(), original, amount })
+                    }
+                    None => Op::Read(wallet),
+                },
                 _ => match self.sent.get(self.rng.index(self.sent.len() + 1)) {
                     // The same request again, or the same id with another amount.
                     Some(sent) if self.rng.below(2) == 0 => Op::Transfer(*sent),
@@ -212,11 +215,15 @@ impl Load {
     }
 
     fn fresh(&mut self, debit: usize, credit: usize, amount: u128) -> Transfer {
-        // Unique per run: the worker in the high bits, a counter in the low ones.
-        let id = (u128::from(self.worker) + 1) << 64 | (self.sent.len() as u128 + 1);
-        let transfer = Transfer { id, debit, credit, amount };
+        let transfer = Transfer { id: self.id(), debit, credit, amount };
         self.sent.push(transfer);
         transfer
+    }
+
+    /// Unique per run: the worker in the high bits, a counter in the low ones.
+    fn id(&mut self) -> u128 {
+        self.ids += 1;
+        (u128::from(self.worker) + 1) << 64 | self.ids
     }
 
     fn now(&self) -> u64 {
@@ -225,7 +232,7 @@ impl Load {
 
     /// Makes the call; `None` when it was never answered (the client gave up retrying).
     async fn call(&self, op: Op) -> Result<Option<Ret>, String> {
-        ledger::call(&self.client, op, Duration::ZERO).await
+        Ok(ledger::call(&self.client, op, Duration::ZERO).await?.ok())
     }
 }
 

@@ -12,11 +12,17 @@
 //! calls and the model's state) already found to lead nowhere. The history is a doubly linked
 //! list of call and answer entries from which placed calls are unlinked and, on backing up,
 //! relinked in reverse order (so every unlink is undone exactly).
+//!
+//! The memo keeps a 128-bit fingerprint of each state, not the state: a bank's state carries
+//! every id used so far, and a million of them would not fit in memory. A fingerprint
+//! collision could only skip a configuration never visited — report a history that has an
+//! order as one that has none — never pass a history that has none.
 
 use std::fmt::Debug;
 use std::hash::Hash;
 
 use rustc_hash::FxHashSet;
+use xxhash_rust::xxh3::Xxh3Default;
 
 /// A sequential specification: what one call does to a state, and which answers it may give.
 pub trait Model {
@@ -79,6 +85,13 @@ impl Verdict {
     }
 }
 
+/// A state's 128-bit fingerprint, for the memo.
+fn fingerprint<S: Hash>(state: &S) -> u128 {
+    let mut hasher = Xxh3Default::new();
+    state.hash(&mut hasher);
+    hasher.digest128()
+}
+
 /// Decides whether `history` is linearizable with respect to `model`, visiting at most
 /// `configurations_max` distinct configurations.
 ///
@@ -92,7 +105,7 @@ pub fn check<M: Model>(
 ) -> Verdict {
     let mut list = Entries::new(history);
     let mut placed = Bits::new(history.len());
-    let mut seen: FxHashSet<(Bits, M::State)> = FxHashSet::default();
+    let mut seen: FxHashSet<(Bits, u128)> = FxHashSet::default();
     let mut state = model.init();
     // The calls placed so far, in order, with the state before each.
     let mut stack: Vec<(usize, M::State)> = Vec::new();
@@ -119,7 +132,7 @@ pub fn check<M: Model>(
                     if seen.len() >= configurations_max {
                         return Verdict::Undecided { configurations: seen.len() };
                     }
-                    if seen.insert((placed.clone(), next.clone())) {
+                    if seen.insert((placed.clone(), fingerprint(&next))) {
                         stack.push((call, std::mem::replace(&mut state, next)));
                         list.unlink(call);
                         entry = list.first();

@@ -8,7 +8,7 @@ use api::client::Client;
 use api::convert::{pb_u128, u128_of};
 use api::proto::ledger as pb;
 
-use crate::bank::{Balance, Op, Ret, Transfer};
+use crate::bank::{Balance, Op, Ret, Reversal, Transfer};
 
 const ISSUANCE: u128 = 1_001;
 const SETTLEMENT: u128 = 1_002;
@@ -18,6 +18,7 @@ const DEBITS_MUST_NOT_EXCEED_CREDITS: u32 = 2;
 const PENDING: u32 = 2;
 const POST_PENDING: u32 = 4;
 const VOID_PENDING: u32 = 8;
+const BALANCING_DEBIT: u32 = 16;
 
 /// The model's accounts: 0 issuance and 1 settlement (a merchant's, unguarded), then
 /// `wallets` customer wallets (guarded).
@@ -60,7 +61,8 @@ pub fn setup_requests(wallets: usize) -> (pb::NewAsset, Vec<pb::NewAccount>) {
 }
 
 /// The request for the write `op`: an earn from issuance, a burn to settlement, a transfer
-/// between wallets, a hold (a pending burn), or a post or void of one.
+/// between wallets, a hold (a pending burn), a post or void of one, a balancing burn ("burn
+/// all"), or a refund of a burn or a reversal of anything else.
 ///
 /// # Panics
 /// `op` is a read.
@@ -86,6 +88,19 @@ pub fn request(op: Op) -> pb::NewTransfer {
             transfer(t, code, 0)
         }
         Op::Hold(t) => transfer(t, pb::TransferCode::Burn, PENDING),
+        Op::Balancing(t) => transfer(t, pb::TransferCode::Burn, BALANCING_DEBIT),
+        // Accounts and asset are the original's.
+        Op::Reverse(Reversal { id, original, amount }) => pb::NewTransfer {
+            id: pb_u128(id),
+            reverses: pb_u128(original.id),
+            amount: pb_u128(amount),
+            code: if original.credit == 1 {
+                pb::TransferCode::Refund
+            } else {
+                pb::TransferCode::Reversal
+            } as i32,
+            ..pb::NewTransfer::default()
+        },
         // Accounts, asset and code are the hold's.
         Op::Resolve(r) => pb::NewTransfer {
             id: pb_u128(r.id),
@@ -111,37 +126,44 @@ pub fn ret_of(result: &str) -> Result<Ret, String> {
         "pending_transfer_already_posted" => Ret::PendingTransferAlreadyPosted,
         "pending_transfer_already_voided" => Ret::PendingTransferAlreadyVoided,
         "exceeds_pending_transfer_amount" => Ret::ExceedsPendingTransferAmount,
+        "reversed_transfer_not_found" => Ret::ReversedTransferNotFound,
+        "reversed_transfer_not_reversible" => Ret::ReversedTransferNotReversible,
+        "exceeds_reversible_amount" => Ret::ExceedsReversibleAmount,
         r if r.starts_with("exists_with_different_") => Ret::ExistsWithDifferentFields,
         other => return Err(format!("an answer the model does not know: {other}")),
     })
 }
 
-/// Makes `op` through `client` (a read at `staleness`, zero for linearizable); `None` when
-/// the client gave up on it (its outcome is unknown).
+/// Makes `op` through `client` (a read at `staleness`, zero for linearizable): its answer, or
+/// why the client gave up on it (then its outcome is unknown).
 ///
 /// # Errors
 /// An answer the model does not know, or a reply without the result asked for.
-pub async fn call(client: &Client, op: Op, staleness: Duration) -> Result<Option<Ret>, String> {
+pub async fn call(
+    client: &Client,
+    op: Op,
+    staleness: Duration,
+) -> Result<Result<Ret, String>, String> {
     if let Op::Read(account) = op {
         return match client.lookup_accounts(&[ledger_id(account)], staleness).await {
             Ok(found) => {
                 let found = found.first().ok_or("an account was not found")?;
                 let balances = found.balances.unwrap_or_default();
-                Ok(Some(Ret::Balance(Balance {
+                Ok(Ok(Ret::Balance(Balance {
                     debits: u128_of(balances.debits_posted.as_ref()),
                     credits: u128_of(balances.credits_posted.as_ref()),
                     debits_pending: u128_of(balances.debits_pending.as_ref()),
                     credits_pending: u128_of(balances.credits_pending.as_ref()),
                 })))
             }
-            Err(_) => Ok(None),
+            Err(gave_up) => Ok(Err(gave_up.to_string())),
         };
     }
     match client.create_transfers(vec![request(op)]).await {
         Ok(results) => {
             let result = results.first().ok_or("no result for a transfer")?;
-            ret_of(&result.result).map(Some)
+            ret_of(&result.result).map(Ok)
         }
-        Err(_) => Ok(None),
+        Err(gave_up) => Ok(Err(gave_up.to_string())),
     }
 }

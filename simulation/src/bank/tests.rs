@@ -100,6 +100,76 @@ fn holds_count_until_resolved() {
     assert!(!linearizable(&[call(1, 0, 1, void, Ret::Ok)]));
 }
 
+/// Goal: a transfer is reversed at most once in total, only when applied and reversible, and
+/// a reversal never overdraws a wallet. Method: Alice earns 10 and burns 6; reversing the earn
+/// would overdraw her; the burn is refunded 4, then 3 is too much, then the 2 left (amount
+/// zero), then nothing is left; a reversal of a reversal, and of a transfer never applied,
+/// are refused. Twins: a second refund of all that is left succeeding is a double refund; a
+/// read that missed a refund is a lost write.
+#[test]
+fn reversals_undo_at_most_once() {
+    let earn = Transfer { id: 1, debit: PROGRAM, credit: ALICE, amount: 10 };
+    let burn = Transfer { id: 2, debit: ALICE, credit: PROGRAM, amount: 6 };
+    let refund = Transfer { id: 4, debit: PROGRAM, credit: ALICE, amount: 4 };
+    let never = Transfer { id: 99, debit: ALICE, credit: PROGRAM, amount: 1 };
+    let reverse = |id, original, amount| Op::Reverse(Reversal { id, original, amount });
+    let history = [
+        call(1, 0, 1, Op::Transfer(earn), Ret::Ok),
+        call(1, 2, 3, Op::Transfer(burn), Ret::Ok),
+        call(1, 4, 5, reverse(3, earn, 0), Ret::ExceedsCredits),
+        call(1, 6, 7, reverse(4, burn, 4), Ret::Ok),
+        call(1, 8, 9, reverse(5, burn, 3), Ret::ExceedsReversibleAmount),
+        call(1, 10, 11, reverse(6, burn, 0), Ret::Ok),
+        call(1, 12, 13, reverse(7, burn, 0), Ret::ExceedsReversibleAmount),
+        call(1, 14, 15, reverse(8, refund, 1), Ret::ReversedTransferNotReversible),
+        call(1, 16, 17, reverse(9, never, 0), Ret::ReversedTransferNotFound),
+        call(1, 18, 19, reverse(4, burn, 4), Ret::Exists),
+        call(1, 20, 21, Op::Read(ALICE), balance(6, 16)),
+    ];
+    assert!(linearizable(&history));
+    let mut double = history.clone();
+    double[6].answered = Some((13, Ret::Ok));
+    assert!(!linearizable(&double));
+    let mut lost = history.clone();
+    lost[10].answered = Some((21, balance(6, 14)));
+    assert!(!linearizable(&lost));
+}
+
+/// Goal: a balancing burn moves what is available and no more. Method: Alice earns 10 and
+/// holds 3; a balancing burn of 100 moves 7 (a read shows it), and a second one finds nothing
+/// (`ExceedsCredits`); once the hold is voided, one more moves the 3 released, and can be
+/// refunded whole. Twin: the second burn succeeding is an overdraft.
+#[test]
+fn a_balancing_burn_moves_what_is_available() {
+    let hold = Transfer { id: 2, debit: ALICE, credit: PROGRAM, amount: 3 };
+    let burn_all = |id| Op::Balancing(Transfer { id, debit: ALICE, credit: PROGRAM, amount: 100 });
+    let pending = |debits, debits_pending| {
+        Ret::Balance(Balance { debits, credits: 10, debits_pending, credits_pending: 0 })
+    };
+    let history = [
+        call(1, 0, 1, transfer(1, PROGRAM, ALICE, 10), Ret::Ok),
+        call(1, 2, 3, Op::Hold(hold), Ret::Ok),
+        call(1, 4, 5, burn_all(3), Ret::Ok),
+        call(1, 6, 7, Op::Read(ALICE), pending(7, 3)),
+        call(1, 8, 9, burn_all(4), Ret::ExceedsCredits),
+        call(1, 10, 11, Op::Resolve(Resolve { id: 5, hold, amount: 0, void: true }), Ret::Ok),
+        call(1, 12, 13, burn_all(6), Ret::Ok),
+        call(1, 14, 15, Op::Read(ALICE), pending(10, 0)),
+    ];
+    assert!(linearizable(&history));
+    let mut overdraft = history.clone();
+    overdraft[4].answered = Some((9, Ret::Ok));
+    assert!(!linearizable(&overdraft));
+    let moved = Transfer { id: 6, debit: ALICE, credit: PROGRAM, amount: 100 };
+    let refund = Op::Reverse(Reversal { id: 7, original: moved, amount: 3 });
+    let mut refunded = history.to_vec();
+    refunded.push(call(1, 16, 17, refund, Ret::Ok));
+    assert!(linearizable(&refunded));
+    refunded[8].op = Op::Reverse(Reversal { id: 7, original: moved, amount: 4 });
+    refunded[8].answered = Some((17, Ret::ExceedsReversibleAmount));
+    assert!(linearizable(&refunded));
+}
+
 /// Goal: an acknowledged write survives, and reads after it see it. Method: an earn answered
 /// `Ok`, then a read of zero.
 #[test]
@@ -197,6 +267,10 @@ fn partitions_follow_the_transfers() {
     wrong[2].answered = Some((3, balance(10, 0)));
     assert_eq!(check_per_account(&bank(), &wrong, BOUND), Finding::Linearizable);
     assert!(matches!(check_whole(&bank(), &wrong, BOUND), Finding::Violation(_)));
+    // A read never answered is in no partition.
+    let mut unanswered = apart.to_vec();
+    unanswered.push(Call::unanswered(3, 4, Op::Read(ALICE)));
+    assert_eq!(accounts(&unanswered), [(vec![ALICE], vec![0]), (vec![BOB], vec![1])]);
 }
 
 proptest! {

@@ -10,15 +10,20 @@
 //! - `--planted-bug lying-fsync` plants a bug (disks that acknowledge syncs without making
 //!   anything durable) to show the checkers catch it.
 //!
-//! Exit codes: 0 all passed; 1 a safety failure (a history no order explains, or undecided);
-//! 2 a liveness failure (no convergence, a node that could not run); 3 a replay that differed.
+//! Exit codes: 0 all passed; 1 a safety failure (a history no order explains); 2 a liveness
+//! failure (no convergence, a node that could not run); 3 a replay that differed; 4 a history
+//! the checker could not decide within its bound (neither a pass nor a failure: many seeds go
+//! on past it, and name every undecided seed at the end).
 
 use std::collections::BTreeMap;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use simulation::bank::{Finding, Op, Ret, Violation};
+
+/// The exit code of a history the checker could not decide.
+const UNDECIDED: u8 = 4;
+use simulation::bank::{self, Finding, Op, Violation};
 use simulation::sim::{self, Recorded};
 
 #[derive(Parser, Debug)]
@@ -98,10 +103,7 @@ fn one(seed: u64, planted: Option<sim::PlantedBug>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let counts = |map: &BTreeMap<&str, u32>| {
-        map.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(",")
-    };
-    let answers = answer_counts(&report.history);
+    let answers = bank::answer_counts(&report.history);
     let line = format!(
         "seed {seed}: {} nodes, {} calls ({} unanswered), faults {}, outcomes {}, answers {}, \
          trace {:016x}",
@@ -135,12 +137,17 @@ fn one(seed: u64, planted: Option<sim::PlantedBug>) -> ExitCode {
             println!(
                 "seed {seed}: UNDECIDED on {accounts:?} after {configurations} configurations"
             );
-            ExitCode::from(1)
+            ExitCode::from(UNDECIDED)
         }
     }
 }
 
 /// A history no order explains: the longest order, every call on the accounts, the events.
+/// `kind=count,…`, in the map's order.
+fn counts<K: std::fmt::Display>(map: &BTreeMap<K, u32>) -> String {
+    map.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(",")
+}
+
 fn print_violation(report: &sim::SimReport, violation: &Violation) {
     let seed = report.seed;
     println!("seed {seed}: SAFETY FAILURE on accounts {:?}", violation.accounts);
@@ -163,35 +170,15 @@ fn print_violation(report: &sim::SimReport, violation: &Violation) {
     report.events.iter().for_each(|e| println!("  {e}"));
 }
 
-/// How many calls got each answer (the model's names), and how many none.
-fn answer_counts(history: &[simulation::checker::Call<Op, Ret>]) -> BTreeMap<&'static str, u32> {
-    let mut answers = BTreeMap::new();
-    for call in history {
-        let name = match &call.answered {
-            Some((_, Ret::Balance(_))) => "Balance",
-            Some((_, Ret::Ok)) => "Ok",
-            Some((_, Ret::Exists)) => "Exists",
-            Some((_, Ret::ExceedsCredits)) => "ExceedsCredits",
-            Some((_, Ret::ExistsWithDifferentFields)) => "ExistsWithDifferentFields",
-            Some((_, Ret::PendingTransferNotFound)) => "PendingTransferNotFound",
-            Some((_, Ret::PendingTransferAlreadyPosted)) => "PendingTransferAlreadyPosted",
-            Some((_, Ret::PendingTransferAlreadyVoided)) => "PendingTransferAlreadyVoided",
-            Some((_, Ret::ExceedsPendingTransferAmount)) => "ExceedsPendingTransferAmount",
-            None => "unanswered",
-        };
-        *answers.entry(name).or_insert(0) += 1;
-    }
-    answers
-}
-
 /// One call as made, with times in milliseconds of simulated time.
 fn show(recorded: &Recorded) -> String {
     let call = &recorded.call;
     let millis = |nanos: u64| format!("{:.3}", Duration::from_nanos(nanos).as_secs_f64() * 1e3);
-    let answered = call
-        .answered
-        .as_ref()
-        .map_or("never answered".to_owned(), |(at, ret)| format!("{ret:?} at {} ms", millis(*at)));
+    let answered = match (&call.answered, &recorded.gave_up) {
+        (Some((at, ret)), _) => format!("{ret:?} at {} ms", millis(*at)),
+        (None, Some(why)) => format!("never answered ({why})"),
+        (None, None) => "never answered".to_owned(),
+    };
     let stale = if recorded.stale { " (bounded staleness)" } else { "" };
     format!(
         "client {} at {} ms: {:?}{stale} -> {answered}",
@@ -212,10 +199,9 @@ fn many(seeds: impl Iterator<Item = u64>, args: &Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut faults: BTreeMap<String, u64> = BTreeMap::new();
-    let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
-    let mut answers: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tally = Tally::default();
     let mut runs = 0_u64;
+    let mut undecided = Vec::new();
     for seed in seeds {
         let mut lines = Vec::new();
         for _ in 0..if twice { 2 } else { 1 } {
@@ -232,30 +218,66 @@ fn many(seeds: impl Iterator<Item = u64>, args: &Args) -> ExitCode {
                 }
             };
             let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            if output.status.code() == Some(i32::from(UNDECIDED)) {
+                print!("{text}");
+                undecided.push(seed);
+                break;
+            }
             if !output.status.success() {
                 print!("{text}");
                 eprint!("{}", String::from_utf8_lossy(&output.stderr));
+                if output.status.code().is_none() {
+                    // Killed before it could say anything (out of memory, an abort).
+                    println!("seed {seed}: the run died: {}", output.status);
+                }
                 let code = output.status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(2);
                 return ExitCode::from(code.max(1));
             }
             lines.push(text.trim().to_owned());
+        }
+        if lines.is_empty() {
+            continue;
         }
         if lines.len() == 2 && lines[0] != lines[1] {
             println!("seed {seed}: REPLAY DIFFERED:\n  {}\n  {}", lines[0], lines[1]);
             return ExitCode::from(3);
         }
         println!("{}", lines[0]);
+        tally.add(&lines[0]);
+        runs += 1;
+    }
+    println!("{runs} seeds passed");
+    println!("faults by kind: {:?}", tally.faults);
+    println!("outcomes by kind: {:?}", tally.outcomes);
+    println!("answers by kind: {:?}", tally.answers);
+    if !undecided.is_empty() {
+        println!("undecided (the checker's bound was reached): seeds {undecided:?}");
+        return ExitCode::from(UNDECIDED);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Counts per fault kind, outcome and answer over the seeds that passed.
+#[derive(Default)]
+struct Tally {
+    faults: BTreeMap<String, u64>,
+    outcomes: BTreeMap<String, u64>,
+    answers: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// Adds the counts of one seed's line (`… faults k=n,…, outcomes …, answers …, trace H`).
+    fn add(&mut self, line: &str) {
         let parts =
             [("faults ", ", outcomes"), ("outcomes ", ", answers"), ("answers ", ", trace")];
         for (name, until) in parts {
-            let Some(kinds) = lines[0].split(name).nth(1).and_then(|r| r.split(until).next())
-            else {
+            let Some(kinds) = line.split(name).nth(1).and_then(|r| r.split(until).next()) else {
                 continue;
             };
             let tally = match name {
-                "faults " => &mut faults,
-                "outcomes " => &mut outcomes,
-                _ => &mut answers,
+                "faults " => &mut self.faults,
+                "outcomes " => &mut self.outcomes,
+                _ => &mut self.answers,
             };
             for kind in kinds.split(',').filter(|k| !k.is_empty()) {
                 if let Some((kind, count)) = kind.split_once('=') {
@@ -263,11 +285,5 @@ fn many(seeds: impl Iterator<Item = u64>, args: &Args) -> ExitCode {
                 }
             }
         }
-        runs += 1;
     }
-    println!("{runs} seeds passed");
-    println!("faults by kind: {faults:?}");
-    println!("outcomes by kind: {outcomes:?}");
-    println!("answers by kind: {answers:?}");
-    ExitCode::SUCCESS
 }

@@ -201,15 +201,13 @@ pub(super) async fn auditor(clients: usize, world: Rc<World>) -> turmoil::Result
         let mut attempts = 0;
         loop {
             let read = record(&api, AUDITOR, Op::Read(account), false).await?;
-            let answered = read.call.answered.is_some();
+            let gave_up = read.gave_up.clone();
             world.history.borrow_mut().push(read);
             attempts += 1;
-            if answered {
-                break;
-            }
+            let Some(why) = gave_up else { break };
             if attempts == FINAL_READ_ATTEMPTS {
                 let failed =
-                    format!("liveness: {attempts} final reads of account {account} failed");
+                    format!("liveness: {attempts} final reads of account {account} failed: {why}");
                 return Err(failed.into());
             }
         }

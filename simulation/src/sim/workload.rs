@@ -1,6 +1,8 @@
 //! The clients: earns, burns, transfers between wallets, holds and their posts (whole,
-//! partial, too large) and voids, on a few wallets through `api::client`, with retries of the
-//! same request and conflicting reuses of an id, and balance reads at both consistency levels.
+//! partial, too large) and voids, balancing burns ("burn all"), refunds and reversals (of all
+//! that is left, part of it, too much, or of what cannot be reversed), on a few wallets through
+//! `api::client`, with retries of the same request and conflicting reuses of an id, and balance
+//! reads at both consistency levels.
 //! Every call is recorded with its simulated invocation and answer times.
 
 use std::rc::Rc;
@@ -10,7 +12,7 @@ use api::client::{Client, ClientConfig};
 
 use super::net::{dialer, sim_now};
 use super::{host_name, World, PORT};
-use crate::bank::{Op, Resolve, Ret, Transfer};
+use crate::bank::{Op, Resolve, Ret, Reversal, Transfer};
 use crate::checker::Call;
 use crate::ledger;
 use crate::rng::Rng;
@@ -21,11 +23,13 @@ const CALLS_PER_CLIENT: usize = 60;
 /// How stale a bounded-staleness read may be.
 const STALENESS: Duration = Duration::from_millis(250);
 
-/// A recorded call, and whether it was a bounded-staleness read.
+/// A recorded call, whether it was a bounded-staleness read, and why the client gave up on it
+/// if it did.
 #[derive(Clone, Debug)]
 pub struct Recorded {
     pub call: Call<Op, Ret>,
     pub stale: bool,
+    pub gave_up: Option<String>,
 }
 
 pub(super) fn client_of(world: &World) -> Client {
@@ -67,11 +71,13 @@ pub(super) async fn client(
     Ok(())
 }
 
-/// What a client sent: its writes (to retry) and its holds (to resolve).
+/// What a client sent: its writes (to retry), its holds (to resolve), and what it may try to
+/// reverse (every write, as the transfer it would make if applied).
 #[derive(Default)]
 struct Sent {
     writes: Vec<Op>,
     holds: Vec<Transfer>,
+    reversible: Vec<Transfer>,
     ids: u128,
 }
 
@@ -83,7 +89,7 @@ fn choose(rng: &mut Rng, worker: u32, sent: &mut Sent) -> Op {
     sent.ids += 1;
     // Unique per run: the client in the high bits, a counter in the low ones.
     let id = (u128::from(worker) + 1) << 64 | sent.ids;
-    let op = match rng.below(14) {
+    let op = match rng.below(18) {
         0..=3 => Op::Transfer(Transfer { id, debit: 0, credit: wallet, amount: amount.min(5) }),
         4 | 5 => Op::Transfer(Transfer { id, debit: wallet, credit: 1, amount }),
         6 => Op::Transfer(Transfer { id, debit: wallet, credit: other, amount: amount.min(4) }),
@@ -103,7 +109,17 @@ fn choose(rng: &mut Rng, worker: u32, sent: &mut Sent) -> Op {
             }
             None => Op::Read(wallet),
         },
-        10 | 11 => Op::Read(wallet),
+        10 => Op::Balancing(Transfer { id, debit: wallet, credit: 1, amount: 4 + amount }),
+        11 | 12 => match sent.reversible.get(rng.index(sent.reversible.len() + 1)) {
+            // All that is left (0), part of it, all of it, or one more than it moved.
+            Some(original) => {
+                let most = u64::try_from(original.amount).unwrap_or(u64::MAX - 1);
+                let amount = u128::from(rng.below(most + 2));
+                Op::Reverse(Reversal { id, original: *original, amount })
+            }
+            None => Op::Read(wallet),
+        },
+        13 | 14 => Op::Read(wallet),
         _ => {
             return match sent.writes.get(rng.index(sent.writes.len() + 1)).copied() {
                 // The same request again, or the same id with another amount.
@@ -115,8 +131,20 @@ fn choose(rng: &mut Rng, worker: u32, sent: &mut Sent) -> Op {
             };
         }
     };
-    if !matches!(op, Op::Read(_)) {
+    let made = match op {
+        Op::Transfer(t) | Op::Hold(t) | Op::Balancing(t) => Some(t),
+        Op::Resolve(r) => Some(Transfer { id: r.id, amount: r.amount.max(1), ..r.hold }),
+        Op::Reverse(r) => Some(Transfer {
+            id: r.id,
+            debit: r.original.credit,
+            credit: r.original.debit,
+            amount: r.amount.max(1),
+        }),
+        Op::Read(_) => None,
+    };
+    if let Some(made) = made {
         sent.writes.push(op);
+        sent.reversible.push(made);
     }
     op
 }
@@ -129,11 +157,16 @@ pub(super) async fn record(
     stale: bool,
 ) -> Result<Recorded, String> {
     let invoked = sim_now();
-    let call = match call(api, op, stale).await? {
-        Some(ret) => Call::answered(worker, invoked, sim_now(), op, ret),
-        None => Call::unanswered(worker, invoked, op),
-    };
-    Ok(Recorded { call, stale })
+    Ok(match call(api, op, stale).await? {
+        Ok(ret) => Recorded {
+            call: Call::answered(worker, invoked, sim_now(), op, ret),
+            stale,
+            gave_up: None,
+        },
+        Err(why) => {
+            Recorded { call: Call::unanswered(worker, invoked, op), stale, gave_up: Some(why) }
+        }
+    })
 }
 
 async fn setup(api: &Client) -> Result<(), String> {
@@ -153,7 +186,7 @@ async fn setup(api: &Client) -> Result<(), String> {
     Err("the accounts could not be created".into())
 }
 
-/// Makes one call; `None` when the client gave up on it (its outcome is unknown).
-async fn call(api: &Client, op: Op, stale: bool) -> Result<Option<Ret>, String> {
+/// Makes one call: its answer, or why the client gave up on it.
+async fn call(api: &Client, op: Op, stale: bool) -> Result<Result<Ret, String>, String> {
     ledger::call(api, op, if stale { STALENESS } else { Duration::ZERO }).await
 }

@@ -42,7 +42,7 @@ async fn a_short_chaos_run_stays_linearizable() {
     for fault in chaos::FAULTS {
         assert!(report.faults.get(&fault).is_some_and(|n| *n >= 1), "no {fault:?}: {report:?}");
     }
-    for answer in ["Ok", "Exists", "ExceedsCredits", "ExistsWithDifferentFields", "balance"] {
+    for answer in ["Ok", "Exists", "ExceedsCredits", "ExistsWithDifferentFields", "Balance"] {
         assert!(report.answers.contains_key(answer), "no {answer} in {:?}", report.answers);
     }
     // The checker has teeth on this history: one read that saw a point too many, or a
@@ -58,7 +58,8 @@ async fn a_short_chaos_run_stays_linearizable() {
         .iter()
         .filter(|c| c.answered.is_none())
         .filter_map(|c| match c.op {
-            Op::Transfer(t) | Op::Hold(t) => Some(t.amount),
+            Op::Transfer(t) | Op::Hold(t) | Op::Balancing(t) => Some(t.amount),
+            Op::Reverse(r) => Some(r.original.amount.max(r.amount)),
             Op::Resolve(_) | Op::Read(_) => None,
         })
         .sum();
