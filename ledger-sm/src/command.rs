@@ -2,8 +2,8 @@
 //! stamped with the leader's clock.
 
 use crate::types::{
-    AccountFlags, AccountId, AccountKind, AssetId, CodeHash, MerchantId, Timestamp, TransferCode,
-    TransferFlags, TransferId,
+    AccountFlags, AccountId, AccountKind, AssetId, CodeHash, EventSeq, MerchantId, SinkId,
+    Timestamp, TransferCode, TransferFlags, TransferId,
 };
 
 /// One raft proposal's worth of work: the leader's time and one operation.
@@ -26,6 +26,8 @@ pub enum Operation {
     Erase(Vec<AccountId>),
     /// Expire lots and holds that are due at `Batch::now`.
     Tick,
+    /// Move or forget sync-out cursors; events below every cursor leave the outbox.
+    Cursors(Vec<CursorCommand>),
 }
 
 impl Batch {
@@ -48,6 +50,7 @@ impl Operation {
             Self::IssueGiftCards(events) => events.len(),
             Self::Erase(events) => events.len(),
             Self::Tick => 1,
+            Self::Cursors(events) => events.len(),
         }
     }
 
@@ -186,5 +189,25 @@ impl GiftCardIssue {
             code: Some(TransferCode::Load),
             ..NewTransfer::default()
         })
+    }
+}
+
+/// What a sync-out exporter tells the ledger about a sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CursorCommand {
+    /// The sink holds every event below `next`. `term` is the raft term of the leader whose
+    /// exporter says so. Repeating an advance is a no-op `Ok`; moving back is refused.
+    Advance { sink: SinkId, next: EventSeq, term: u64 },
+    /// The sink is no longer configured: its cursor is dropped and stops holding events in the
+    /// outbox. Forgetting an unknown sink is a no-op `Ok`.
+    Forget { sink: SinkId },
+}
+
+impl CursorCommand {
+    #[must_use]
+    pub fn sink(&self) -> SinkId {
+        match *self {
+            Self::Advance { sink, .. } | Self::Forget { sink } => sink,
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! is an error, never a panic, because stored bytes can rot and entries can arrive damaged.
 
 use crate::command::{
-    AccountChange, Batch, GiftCardIssue, NewAccount, NewAsset, NewTransfer, Operation,
+    AccountChange, Batch, CursorCommand, GiftCardIssue, NewAccount, NewAsset, NewTransfer,
+    Operation,
 };
 use crate::constants::{ACCOUNT_LOTS_MAX, BATCH_EVENTS_MAX};
 use crate::encode::ENCODING_VERSION;
@@ -11,8 +12,8 @@ use crate::result::TransferResult;
 use crate::state::Meta;
 use crate::types::{
     Account, AccountFlags, AccountId, AccountKind, AccountStatus, Asset, AssetId, Balances,
-    CodeHash, EventSeq, FailedTransfer, Lot, LotPart, MerchantId, Timestamp, Transfer,
-    TransferCode, TransferFlags, TransferId, TransferState,
+    CodeHash, Cursor, EventSeq, FailedTransfer, Lot, LotPart, MerchantId, SinkId, Timestamp,
+    Transfer, TransferCode, TransferFlags, TransferId, TransferState,
 };
 
 /// Why bytes did not decode.
@@ -329,6 +330,8 @@ impl Decode for Meta {
             batches_applied: r.u64()?,
             state_hash: r.u128()?,
             chain: r.array()?,
+            // Absent in stores written before the outbox could be compacted: nothing was.
+            events_first: EventSeq(if r.is_empty() { 0 } else { r.u64()? }),
         })
     }
 }
@@ -419,6 +422,29 @@ impl Decode for AccountChange {
     }
 }
 
+impl Decode for Cursor {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            sink: SinkId(r.array()?),
+            next: EventSeq(r.u64()?),
+            term: r.u64()?,
+            updated_at: Timestamp(r.u64()?),
+        })
+    }
+}
+
+impl Decode for CursorCommand {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let tag = r.u8()?;
+        let sink = SinkId(r.array()?);
+        Ok(match tag {
+            1 => Self::Advance { sink, next: EventSeq(r.u64()?), term: r.u64()? },
+            2 => Self::Forget { sink },
+            _ => return Err(DecodeError::Invalid("cursor command")),
+        })
+    }
+}
+
 impl Decode for GiftCardIssue {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
@@ -455,6 +481,7 @@ impl Decode for Batch {
                 Operation::Erase(ids.collect::<Result<_, DecodeError>>()?)
             }
             7 => Operation::Tick,
+            8 => Operation::Cursors(list(r)?),
             _ => return Err(DecodeError::Invalid("operation")),
         };
         Ok(Self { now, operation })

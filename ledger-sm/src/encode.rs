@@ -3,11 +3,12 @@
 //! for a given record; append new fields at the end and bump `ENCODING_VERSION`.
 
 use crate::command::{
-    AccountChange, Batch, GiftCardIssue, NewAccount, NewAsset, NewTransfer, Operation,
+    AccountChange, Batch, CursorCommand, GiftCardIssue, NewAccount, NewAsset, NewTransfer,
+    Operation,
 };
 use crate::event::{Event, EventKind};
 use crate::state::Meta;
-use crate::types::{Account, Asset, Balances, FailedTransfer, Lot, Transfer};
+use crate::types::{Account, Asset, Balances, Cursor, FailedTransfer, Lot, Transfer};
 
 pub const ENCODING_VERSION: u8 = 1;
 
@@ -168,6 +169,7 @@ impl Encode for Batch {
                 }
             }
             Operation::Tick => le!(out, 7u8),
+            Operation::Cursors(commands) => list(out, 8, commands),
         }
     }
 }
@@ -177,6 +179,30 @@ impl Encode for Meta {
         le!(out, self.timestamp_last.0, self.event_seq_next.0, self.batches_applied);
         le!(out, self.state_hash);
         out.extend_from_slice(&self.chain);
+        le!(out, self.events_first.0);
+    }
+}
+
+impl Encode for Cursor {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.sink.0);
+        le!(out, self.next.0, self.term, self.updated_at.0);
+    }
+}
+
+impl Encode for CursorCommand {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match *self {
+            Self::Advance { sink, next, term } => {
+                out.push(1);
+                out.extend_from_slice(&sink.0);
+                le!(out, next.0, term);
+            }
+            Self::Forget { sink } => {
+                out.push(2);
+                out.extend_from_slice(&sink.0);
+            }
+        }
     }
 }
 

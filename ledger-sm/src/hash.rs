@@ -1,10 +1,10 @@
 //! The state hash and the audit chain.
 //!
 //! The state hash is the wrapping sum of a 128-bit hash of every record (asset, account,
-//! transfer, refused transfer, lot). A sum updates in O(1) per changed record (subtract the old
-//! record's hash, add the new one's) and depends only on the set of records, never on the order
-//! they were written in: two nodes with equal state have equal hashes. It detects divergence and
-//! accidents, not a forger (xxh3 is not collision-resistant).
+//! transfer, refused transfer, lot, sync-out cursor). A sum updates in O(1) per changed record
+//! (subtract the old record's hash, add the new one's) and depends only on the set of records,
+//! never on the order they were written in: two nodes with equal state have equal hashes. It
+//! detects divergence and accidents, not a forger (xxh3 is not collision-resistant).
 //!
 //! The chain is the tamper-evident trail: each batch links BLAKE3 over the previous link, the
 //! batch's canonical bytes and the state hash after it. Rewriting a past batch changes every later
@@ -26,6 +26,7 @@ pub const TAG_ACCOUNT: u8 = 2;
 pub const TAG_TRANSFER: u8 = 3;
 pub const TAG_TRANSFER_FAILED: u8 = 4;
 pub const TAG_LOT: u8 = 5;
+pub const TAG_CURSOR: u8 = 6;
 
 /// The next link of the audit chain.
 #[must_use]

@@ -13,7 +13,7 @@ use crate::event::{Event, EventKind};
 use crate::hash::{self, chain_link, record_hash};
 use crate::state::Meta;
 use crate::types::{
-    Account, AccountFlags, AccountId, AccountKind, Asset, AssetId, Balances, CodeHash,
+    Account, AccountFlags, AccountId, AccountKind, Asset, AssetId, Balances, CodeHash, Cursor,
     FailedTransfer, Lot, Transfer, TransferFlags, TransferId, TransferState,
 };
 
@@ -27,8 +27,9 @@ pub struct Records {
     pub transfers_failed: Vec<FailedTransfer>,
     pub lots: Vec<Lot>,
     pub gift_cards: Vec<(CodeHash, AccountId)>,
-    /// The outbox, when the store still holds all of it (nothing compacted).
+    /// The outbox (events from `meta.events_first` on), when the store copied it.
     pub events: Option<Vec<Event>>,
+    pub cursors: Vec<Cursor>,
     /// Every batch with its state hash after, when the store kept them: the chain is recomputed.
     pub journal: Option<Vec<(Batch, u128)>>,
 }
@@ -53,6 +54,7 @@ pub fn check(records: &Records) -> Result<(), Violation> {
     check_transfers(records)?;
     check_lots(records)?;
     check_events(records)?;
+    check_cursors(records)?;
     check_hashes(records)?;
     Ok(())
 }
@@ -219,10 +221,12 @@ fn check_events(records: &Records) -> Result<(), Violation> {
     let Some(events) = &records.events else {
         return Ok(());
     };
+    let first = records.meta.events_first.0;
     for (index, event) in events.iter().enumerate() {
-        ensure!(event.seq.0 == index as u64, "event {index}: seq {:?}", event.seq);
+        let seq = first + index as u64;
+        ensure!(event.seq.0 == seq, "event {seq}: seq {:?}", event.seq);
     }
-    ensure!(records.meta.event_seq_next.0 == events.len() as u64, "event_seq_next");
+    ensure!(records.meta.event_seq_next.0 == first + events.len() as u64, "event_seq_next");
     let transfers: FxHashMap<TransferId, &Transfer> =
         records.transfers.iter().map(|t| (t.id, t)).collect();
     let mut transfer_events = 0;
@@ -242,9 +246,35 @@ fn check_events(records: &Records) -> Result<(), Violation> {
         };
         ensure!(consistent, "event {event:?}: kind does not match its transfer");
     }
-    ensure!(transfer_events == transfers.len(), "every transfer has exactly one event");
+    if first == 0 {
+        ensure!(transfer_events == transfers.len(), "every transfer has exactly one event");
+    }
     for pair in events.windows(2) {
         ensure!(pair[0].timestamp <= pair[1].timestamp, "events out of time order");
+    }
+    Ok(())
+}
+
+/// Cursors lie inside the outbox, and the outbox starts at the lowest of them (with none left,
+/// where the last one forgotten left it).
+fn check_cursors(records: &Records) -> Result<(), Violation> {
+    let meta = &records.meta;
+    ensure!(meta.events_first <= meta.event_seq_next, "outbox starts past its end");
+    for (index, cursor) in records.cursors.iter().enumerate() {
+        ensure!(cursor.sink.is_valid(), "cursor {index}: sink id {:?}", cursor.sink);
+        ensure!(
+            meta.events_first <= cursor.next && cursor.next <= meta.event_seq_next,
+            "cursor {:?} at {:?} outside the outbox",
+            cursor.sink,
+            cursor.next
+        );
+    }
+    let mut sinks: Vec<_> = records.cursors.iter().map(|c| c.sink).collect();
+    sinks.sort_unstable();
+    sinks.dedup();
+    ensure!(sinks.len() == records.cursors.len(), "two cursors for one sink");
+    if let Some(lowest) = records.cursors.iter().map(|c| c.next).min() {
+        ensure!(meta.events_first == lowest, "the outbox does not start at the lowest cursor");
     }
     Ok(())
 }
@@ -267,6 +297,9 @@ fn check_hashes(records: &Records) -> Result<(), Violation> {
     }
     for lot in &records.lots {
         sum = sum.wrapping_add(record_hash(hash::TAG_LOT, lot, &mut scratch));
+    }
+    for cursor in &records.cursors {
+        sum = sum.wrapping_add(record_hash(hash::TAG_CURSOR, cursor, &mut scratch));
     }
     ensure!(sum == records.meta.state_hash, "state hash: stored differs from recomputed");
     if let Some(journal) = &records.journal {

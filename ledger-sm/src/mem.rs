@@ -14,8 +14,8 @@ use crate::event::Event;
 use crate::result::Results;
 use crate::state::{prefetch, Effects, Meta, StateRead};
 use crate::types::{
-    Account, AccountId, Asset, AssetId, CodeHash, EventSeq, FailedTransfer, Lot, Timestamp,
-    Transfer, TransferId, TransferState,
+    Account, AccountId, Asset, AssetId, CodeHash, Cursor, EventSeq, FailedTransfer, Lot, SinkId,
+    Timestamp, Transfer, TransferId, TransferState,
 };
 
 #[derive(Clone, Debug, Default)]
@@ -30,7 +30,9 @@ pub struct MemState {
     holds_due: BTreeSet<(Timestamp, TransferId)>,
     gift_cards: FxHashMap<CodeHash, AccountId>,
     account_transfers: BTreeSet<(AccountId, Timestamp, TransferId)>,
+    /// The outbox: events from `meta.events_first` on.
     events: Vec<Event>,
+    cursors: BTreeMap<SinkId, Cursor>,
     /// Every applied batch with the state hash after it, when kept (`with_journal`): what an
     /// auditor replays to recompute the chain.
     journal: Option<Vec<(Batch, u128)>>,
@@ -113,11 +115,35 @@ impl MemState {
                 self.lots_due.insert((lot.expires_at, lot.account));
             }
         }
-        for event in effects.events {
-            assert_eq!(event.seq.0, self.events.len() as u64, "events are gap-free");
-            self.events.push(event);
+        self.persist_outbox(effects.events_purged, effects.events, effects.meta.events_first);
+        for (sink, cursor) in effects.cursors {
+            match cursor {
+                Some(cursor) => drop(self.cursors.insert(sink, cursor)),
+                None => drop(self.cursors.remove(&sink)),
+            }
         }
         self.meta = effects.meta;
+    }
+
+    /// Drops the compacted events, then appends the new ones.
+    fn persist_outbox(
+        &mut self,
+        purged: (EventSeq, EventSeq),
+        events: Vec<Event>,
+        first: EventSeq,
+    ) {
+        let (purged_from, purged_to) = purged;
+        assert!(purged_from <= purged_to);
+        if purged_from < purged_to {
+            assert_eq!(purged_from, self.meta.events_first);
+            assert!(purged_to <= self.meta.event_seq_next);
+            self.events.drain(..usize::try_from(purged_to.0 - purged_from.0).expect("in memory"));
+        }
+        for event in events {
+            let stored = first.0 + self.events.len() as u64;
+            assert_eq!(event.seq.0, stored, "events are gap-free");
+            self.events.push(event);
+        }
     }
 
     #[must_use]
@@ -145,6 +171,7 @@ impl MemState {
         self.lots.values()
     }
 
+    /// The outbox: every event not yet compacted away.
     #[must_use]
     pub fn all_events(&self) -> &[Event] {
         &self.events
@@ -166,6 +193,7 @@ impl MemState {
         let mut out = Vec::new();
         out.extend_from_slice(&self.meta.timestamp_last.0.to_le_bytes());
         out.extend_from_slice(&self.meta.event_seq_next.0.to_le_bytes());
+        out.extend_from_slice(&self.meta.events_first.0.to_le_bytes());
         out.extend_from_slice(&self.meta.state_hash.to_le_bytes());
         out.extend_from_slice(&self.meta.chain);
         self.assets.values().for_each(|asset| asset.encode(&mut out));
@@ -179,6 +207,7 @@ impl MemState {
         failed.sort_unstable_by_key(|failed| failed.transfer.id);
         failed.iter().for_each(|failed| failed.encode(&mut out));
         self.lots.values().for_each(|lot| lot.encode(&mut out));
+        self.cursors.values().for_each(|cursor| cursor.encode(&mut out));
         out
     }
 }
@@ -247,8 +276,13 @@ impl StateRead for MemState {
     }
 
     fn events(&self, from: EventSeq, limit: u32) -> Result<Vec<Event>, Infallible> {
-        let start = usize::try_from(from.0).unwrap_or(usize::MAX).min(self.events.len());
+        let offset = from.0.saturating_sub(self.meta.events_first.0);
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.events.len());
         Ok(self.events[start..].iter().take(limit as usize).cloned().collect())
+    }
+
+    fn cursors(&self) -> Result<Vec<Cursor>, Infallible> {
+        Ok(self.cursors.values().copied().collect())
     }
 }
 
@@ -265,6 +299,7 @@ impl MemState {
             lots: self.lots.values().copied().collect(),
             gift_cards: self.gift_cards.iter().map(|(hash, id)| (*hash, *id)).collect(),
             events: Some(self.events.clone()),
+            cursors: self.cursors.values().copied().collect(),
             journal: self.journal.clone(),
         }
     }

@@ -311,6 +311,23 @@ pub struct TickOutcome {
     pub more_due: bool,
 }
 
+/// The result of one cursor command, in precedence order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CursorResult {
+    /// Moved or forgotten now, or already so (a retry).
+    Ok,
+    /// The sink id breaks the naming rules (`SinkId::is_valid`).
+    SinkInvalid,
+    /// `next` is past the last event: a sink cannot hold events that do not exist yet.
+    CursorBeyondEvents,
+    /// `next` is below the outbox's first event: those were compacted away already.
+    CursorBelowOutbox,
+    /// The cursor's term is newer: a deposed leader's exporter is fenced off.
+    TermStale,
+    /// The cursor is already past `next`; cursors never move back.
+    CursorBehind,
+}
+
 /// One result per event of the batch, in order.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Results {
@@ -321,6 +338,7 @@ pub enum Results {
     IssueGiftCards(Vec<IssueGiftCardOutcome>),
     Erase(Vec<EraseResult>),
     Tick(TickOutcome),
+    Cursors(Vec<CursorResult>),
     /// The batch as a whole was refused (too many events, or empty); nothing was applied.
     BatchRefused(BatchRefusal),
 }
@@ -336,6 +354,7 @@ impl Results {
             Self::IssueGiftCards(r) => r.len(),
             Self::Erase(r) => r.len(),
             Self::Tick(_) => 1,
+            Self::Cursors(r) => r.len(),
             Self::BatchRefused(_) => 0,
         }
     }

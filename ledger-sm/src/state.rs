@@ -9,8 +9,8 @@ use crate::command::{AccountChange, Batch, Operation};
 use crate::constants::TICK_EXPIRIES_MAX;
 use crate::event::Event;
 use crate::types::{
-    Account, AccountId, Asset, AssetId, CodeHash, EventSeq, FailedTransfer, Lot, Timestamp,
-    Transfer, TransferId,
+    Account, AccountId, Asset, AssetId, CodeHash, Cursor, EventSeq, FailedTransfer, Lot, SinkId,
+    Timestamp, Transfer, TransferId,
 };
 
 /// Ledger-wide counters, stored with every batch's effects.
@@ -20,6 +20,8 @@ pub struct Meta {
     pub timestamp_last: Timestamp,
     /// The sequence number of the next event.
     pub event_seq_next: EventSeq,
+    /// The outbox's first event: those below were taken by every sink and compacted away.
+    pub events_first: EventSeq,
     pub batches_applied: u64,
     /// See `hash`: the sum of every record's hash.
     pub state_hash: u128,
@@ -77,6 +79,10 @@ pub trait StateRead {
     /// # Errors
     /// As `meta`.
     fn events(&self, from: EventSeq, limit: u32) -> Result<Vec<Event>, Self::Error>;
+    /// Every sync-out cursor, by sink id.
+    /// # Errors
+    /// As `meta`.
+    fn cursors(&self) -> Result<Vec<Cursor>, Self::Error>;
 }
 
 /// Everything apply may look at for one batch. Absent keys were looked up and not found.
@@ -93,6 +99,8 @@ pub struct Prefetched {
     /// For a tick: what is due, earliest first.
     pub lots_due: Vec<Lot>,
     pub holds_due: Vec<TransferId>,
+    /// For cursor commands: every cursor, by sink id.
+    pub cursors: Vec<Cursor>,
 }
 
 /// Reads every record `batch` may touch.
@@ -146,6 +154,7 @@ pub fn prefetch<S: StateRead>(store: &S, batch: &Batch) -> Result<Prefetched, S:
             }
         }
         Operation::Erase(ids) => ids.iter().for_each(|id| keys.account(*id)),
+        Operation::Cursors(_) => prefetched.cursors = store.cursors()?,
         Operation::Tick => {
             prefetched.lots_due = store.lots_due(batch.time(), TICK_EXPIRIES_MAX)?;
             prefetched.holds_due = store.holds_due(batch.time(), TICK_EXPIRIES_MAX)?;
@@ -266,5 +275,9 @@ pub struct Effects {
     pub lots: Vec<Lot>,
     pub gift_cards: Vec<(CodeHash, AccountId)>,
     pub events: Vec<Event>,
+    /// Cursors moved (final values) and forgotten (`None`), each once.
+    pub cursors: Vec<(SinkId, Option<Cursor>)>,
+    /// Events compacted out of the outbox: `meta.events_first` before and after.
+    pub events_purged: (EventSeq, EventSeq),
     pub meta: Meta,
 }

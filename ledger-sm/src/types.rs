@@ -92,6 +92,59 @@ impl std::fmt::Debug for CodeHash {
     }
 }
 
+/// A sync-out sink's name: 1 to 16 bytes of `a-z`, `0-9` and `-`, starting with a letter,
+/// zero-padded. Names are configured by the operator (`postgres`, `kafka`, `file`, ...).
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SinkId(pub [u8; 16]);
+
+impl SinkId {
+    /// The name as an id, or `None` when it breaks the rules above.
+    #[must_use]
+    pub fn new(name: &str) -> Option<Self> {
+        let mut id = [0; 16];
+        id.get_mut(..name.len())?.copy_from_slice(name.as_bytes());
+        Self(id).is_valid().then_some(Self(id))
+    }
+
+    /// Whether the bytes follow the naming rules: what apply checks of a command's id.
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        let length = self.0.iter().position(|b| *b == 0).unwrap_or(16);
+        let (name, padding) = self.0.split_at(length);
+        let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-';
+        name.first().is_some_and(u8::is_ascii_lowercase)
+            && name.iter().all(allowed)
+            && padding.iter().all(|b| *b == 0)
+    }
+
+    /// The name, for display and configuration.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        let length = self.0.iter().position(|b| *b == 0).unwrap_or(16);
+        std::str::from_utf8(&self.0[..length]).unwrap_or("?")
+    }
+}
+
+impl std::fmt::Debug for SinkId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SinkId({:?})", self.name())
+    }
+}
+
+/// How far a sync-out sink has taken the outbox: it holds every event below `next`. Replicated,
+/// so a new leader's exporter resumes where the old one stopped; the outbox keeps every event
+/// from the lowest cursor on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cursor {
+    pub sink: SinkId,
+    pub next: EventSeq,
+    /// The raft term of the leader whose exporter moved it last: an exporter of an older term
+    /// is refused (`CursorResult::TermStale`).
+    pub term: u64,
+    /// When it last moved (the batch's timestamp).
+    pub updated_at: Timestamp,
+}
+
 /// Four balance counters of an account, as returned with every write and stored with every
 /// transfer (the balances after it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -33,10 +33,13 @@ pub enum Table {
     LotsDue,
     /// Event sequence -> event: the outbox.
     Events,
+    /// Sink id -> sync-out cursor.
+    Cursors,
 }
 
 impl Table {
-    pub const ALL: [Self; 13] = [
+    /// In the order of their snapshot tags: append only.
+    pub const ALL: [Self; 14] = [
         Self::RaftLog,
         Self::RaftMeta,
         Self::StateMeta,
@@ -50,10 +53,11 @@ impl Table {
         Self::HoldsDue,
         Self::LotsDue,
         Self::Events,
+        Self::Cursors,
     ];
 
     /// The tables a snapshot carries: the state machine's, not raft's.
-    pub const STATE: [Self; 11] = [
+    pub const STATE: [Self; 12] = [
         Self::StateMeta,
         Self::Assets,
         Self::Accounts,
@@ -65,6 +69,7 @@ impl Table {
         Self::HoldsDue,
         Self::LotsDue,
         Self::Events,
+        Self::Cursors,
     ];
 
     /// An index table: its keys are the data and its values are empty; every other table's
@@ -90,6 +95,7 @@ impl Table {
             Self::HoldsDue => "holds_due",
             Self::LotsDue => "lots_due",
             Self::Events => "events",
+            Self::Cursors => "cursors",
         }
     }
 }

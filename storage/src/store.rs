@@ -12,7 +12,7 @@ use ledger_sm::event::Event;
 use ledger_sm::invariants::Records;
 use ledger_sm::state::{Effects, Meta, StateRead};
 use ledger_sm::types::{
-    Account, AccountId, Asset, AssetId, CodeHash, EventSeq, FailedTransfer, Lot, Timestamp,
+    Account, AccountId, Asset, AssetId, CodeHash, Cursor, EventSeq, FailedTransfer, Lot, Timestamp,
     Transfer, TransferId, TransferState,
 };
 
@@ -307,6 +307,7 @@ impl<K: Kv> Store<K> {
             lots: records_of(Table::Lots, decode_all(Table::Lots)?)?,
             gift_cards,
             events: Some(records_of(Table::Events, decode_all(Table::Events)?)?),
+            cursors: records_of(Table::Cursors, decode_all(Table::Cursors)?)?,
             journal: None,
         })
     }
@@ -406,8 +407,19 @@ fn effects_batch(batch: &mut WriteBatch, effects: &Effects) {
             batch.put(Table::LotsDue, due, Vec::new());
         }
     }
+    let (purged_from, purged_to) = effects.events_purged;
+    if purged_from < purged_to {
+        let (from, to) = (purged_from.0.to_be_bytes(), purged_to.0.to_be_bytes());
+        batch.delete_range(Table::Events, from.to_vec(), to.to_vec());
+    }
     for event in &effects.events {
         put_record(batch, Table::Events, event.seq.0.to_be_bytes().to_vec(), event);
+    }
+    for (sink, cursor) in &effects.cursors {
+        match cursor {
+            Some(cursor) => put_record(batch, Table::Cursors, sink.0.to_vec(), cursor),
+            None => batch.delete(Table::Cursors, sink.0.to_vec()),
+        }
     }
     put_record(batch, Table::StateMeta, KEY_META.to_vec(), &effects.meta);
 }
@@ -532,6 +544,16 @@ impl<K: Kv> StateRead for Store<K> {
             .map(|(key, framed)| {
                 let payload = unframe(Table::Events, key, framed)?;
                 decode_exact(payload).map_err(|e| StorageError::corrupted(Table::Events, key, e))
+            })
+            .collect()
+    }
+
+    fn cursors(&self) -> Result<Vec<Cursor>, StorageError> {
+        let rows = self.kv.range(Table::Cursors, &[], &[0xff; 17], false, usize::MAX)?;
+        rows.iter()
+            .map(|(key, framed)| {
+                let payload = unframe(Table::Cursors, key, framed)?;
+                decode_exact(payload).map_err(|e| StorageError::corrupted(Table::Cursors, key, e))
             })
             .collect()
     }

@@ -1,6 +1,8 @@
 //! The working state of one `apply`: prefetched records, a journal of what changed (for effects
 //! and the state hash), and an undo log that exists only inside a linked chain.
 
+use std::collections::BTreeMap;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::command::Batch;
@@ -9,8 +11,8 @@ use crate::event::{Event, EventKind};
 use crate::hash::{self, chain_link, record_hash};
 use crate::state::{Effects, Meta, Prefetched};
 use crate::types::{
-    Account, AccountId, Asset, AssetId, CodeHash, EventSeq, FailedTransfer, Lot, Timestamp,
-    Transfer, TransferId,
+    Account, AccountId, Asset, AssetId, CodeHash, Cursor, EventSeq, FailedTransfer, Lot, SinkId,
+    Timestamp, Transfer, TransferId,
 };
 
 pub(crate) struct Context {
@@ -26,6 +28,8 @@ pub(crate) struct Context {
     pub(crate) gift_cards: FxHashMap<CodeHash, AccountId>,
     pub(crate) lots_due: Vec<Lot>,
     pub(crate) holds_due: Vec<TransferId>,
+    /// Every cursor, for cursor commands (never inside linked chains).
+    pub(crate) cursors: BTreeMap<SinkId, Cursor>,
     journal: Journal,
     /// `Some` inside a linked chain: the previous value of every record the chain changed.
     undo: Option<Vec<Undo>>,
@@ -50,6 +54,7 @@ struct Journal {
     lots_seen: FxHashSet<AccountId>,
     gift_cards: Vec<CodeHash>,
     events: Vec<Event>,
+    cursors: Vec<(SinkId, u128)>,
 }
 
 enum Undo {
@@ -101,6 +106,7 @@ impl Context {
             gift_cards: prefetched.gift_cards,
             lots_due: prefetched.lots_due,
             holds_due: prefetched.holds_due,
+            cursors: prefetched.cursors.into_iter().map(|cursor| (cursor.sink, cursor)).collect(),
             journal,
             undo: None,
             scratch: Vec::with_capacity(512),
@@ -120,6 +126,21 @@ impl Context {
         let seq = self.meta.event_seq_next;
         self.meta.event_seq_next = EventSeq(seq.0 + 1);
         self.journal.events.push(Event { seq, timestamp, kind });
+    }
+
+    /// Sets (`Some`) or drops (`None`) a sink's cursor.
+    pub(crate) fn cursor_set(&mut self, sink: SinkId, cursor: Option<Cursor>) {
+        assert!(self.undo.is_none(), "cursors are not moved inside linked chains");
+        assert!(cursor.is_none_or(|c| c.sink == sink));
+        if !self.journal.cursors.iter().any(|(seen, _)| *seen == sink) {
+            let before = self.cursors.get(&sink);
+            let hash = before.map_or(0, |c| record_hash(hash::TAG_CURSOR, c, &mut self.scratch));
+            self.journal.cursors.push((sink, hash));
+        }
+        match cursor {
+            Some(cursor) => drop(self.cursors.insert(sink, cursor)),
+            None => drop(self.cursors.remove(&sink)),
+        }
     }
 
     pub(crate) fn asset_insert(&mut self, asset: Asset) {
@@ -334,6 +355,21 @@ impl Context {
             effects.gift_cards.push((*code_hash, self.gift_cards[code_hash]));
         }
         effects.events = self.journal.events;
+        for (sink, before) in &self.journal.cursors {
+            let after = self.cursors.get(sink).copied();
+            let hash = after.map_or(0, |c| record_hash(hash::TAG_CURSOR, &c, scratch));
+            state_hash = state_hash.wrapping_sub(*before).wrapping_add(hash);
+            effects.cursors.push((*sink, after));
+        }
+        // The outbox keeps every event some sink has yet to take; with no sink, all of them.
+        let first = self.meta.events_first;
+        if let Some(lowest) = self.cursors.values().map(|c| c.next).min() {
+            if !self.journal.cursors.is_empty() && lowest > first {
+                assert!(lowest <= self.meta.event_seq_next);
+                effects.events_purged = (first, lowest);
+                self.meta.events_first = lowest;
+            }
+        }
         let mut batch_bytes = std::mem::take(scratch);
         batch_bytes.clear();
         batch.encode(&mut batch_bytes);

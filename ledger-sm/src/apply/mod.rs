@@ -6,6 +6,7 @@
 
 mod account;
 mod context;
+mod cursor;
 mod lots;
 mod tick;
 mod transfer;
@@ -56,6 +57,9 @@ pub fn apply(prefetched: Prefetched, batch: &Batch) -> Applied {
         }
         Operation::Erase(ids) => Results::Erase(ids.iter().map(|id| context.erase(*id)).collect()),
         Operation::Tick => Results::Tick(context.tick()),
+        Operation::Cursors(commands) => {
+            Results::Cursors(commands.iter().map(|c| context.cursor(c)).collect())
+        }
     };
     assert_eq!(results.len(), events); // One result per event.
     let effects = context.finish(batch);

@@ -11,12 +11,13 @@
 use proptest::prelude::*;
 
 use ledger_sm::command::{
-    AccountChange, Batch, GiftCardIssue, NewAccount, NewAsset, NewTransfer, Operation,
+    AccountChange, Batch, CursorCommand, GiftCardIssue, NewAccount, NewAsset, NewTransfer,
+    Operation,
 };
 use ledger_sm::constants::NANOS_PER_SECOND;
 use ledger_sm::types::{
-    AccountFlags, AccountId, AccountKind, AssetId, CodeHash, MerchantId, Timestamp, Transfer,
-    TransferCode, TransferFlags, TransferId,
+    AccountFlags, AccountId, AccountKind, AssetId, CodeHash, EventSeq, MerchantId, SinkId,
+    Timestamp, Transfer, TransferCode, TransferFlags, TransferId,
 };
 
 use crate::model::Model;
@@ -315,6 +316,7 @@ pub enum OpSeed {
     Issues(Vec<GiftCardIssue>),
     Erase(Vec<AccountId>),
     Tick,
+    Cursors(Vec<CursorSeed>),
     /// The operation of the k-th most recent batch again, verbatim: a client's blind retry.
     Repeat(u8),
 }
@@ -416,10 +418,43 @@ fn asset_seed() -> impl Strategy<Value = NewAsset> {
     )
 }
 
+/// A cursor command relative to the outbox: which sink (two good names, one bad), how far back
+/// from the last event (7: one past it), which term, and whether to forget instead.
+#[derive(Clone, Copy, Debug)]
+pub struct CursorSeed {
+    sink: u8,
+    back: u8,
+    term: u8,
+    forget: bool,
+}
+
+fn cursor_seed() -> impl Strategy<Value = CursorSeed> {
+    (0u8..3, 0u8..8, 0u8..3, prop::bool::weighted(0.15))
+        .prop_map(|(sink, back, term, forget)| CursorSeed { sink, back, term, forget })
+}
+
+impl CursorSeed {
+    fn command(self, model: &Model) -> CursorCommand {
+        let sink = match self.sink {
+            0 => SinkId::new("postgres").unwrap(),
+            1 => SinkId::new("kafka").unwrap(),
+            _ => SinkId(*b"Bad\0\0\0\0\0\0\0\0\0\0\0\0\0"),
+        };
+        if self.forget {
+            return CursorCommand::Forget { sink };
+        }
+        let last = model.event_seq_next();
+        let next =
+            if self.back == 7 { last + 1 } else { last.saturating_sub(u64::from(self.back)) };
+        CursorCommand::Advance { sink, next: EventSeq(next), term: u64::from(self.term) }
+    }
+}
+
 pub fn op() -> impl Strategy<Value = OpSeed> {
     prop_oneof![
         50 => prop::collection::vec(transfer(), 1..=5).prop_map(OpSeed::Transfers),
         12 => Just(OpSeed::Tick),
+        4 => prop::collection::vec(cursor_seed(), 1..=3).prop_map(OpSeed::Cursors),
         8 => (0u8..4).prop_map(OpSeed::Repeat),
         8 => prop::collection::vec(change(), 1..=3).prop_map(OpSeed::Changes),
         6 => prop::collection::vec(issue(), 1..=2).prop_map(OpSeed::Issues),
@@ -532,6 +567,9 @@ impl Driver {
             OpSeed::Issues(issues) => Operation::IssueGiftCards(issues.clone()),
             OpSeed::Erase(accounts) => Operation::Erase(accounts.clone()),
             OpSeed::Tick => Operation::Tick,
+            OpSeed::Cursors(seeds) => {
+                Operation::Cursors(seeds.iter().map(|seed| seed.command(model)).collect())
+            }
             OpSeed::Repeat(k) => {
                 let k = usize::from(*k) % self.batches.len();
                 self.batches[self.batches.len() - 1 - k].operation.clone()

@@ -9,6 +9,7 @@ use ledger_sm::command::Batch;
 use ledger_sm::invariants;
 use ledger_sm::mem::MemState;
 use ledger_sm::result::Results;
+use ledger_sm::state::StateRead;
 
 use crate::model::Model;
 
@@ -108,5 +109,14 @@ pub fn compare_records(state: &MemState, model: &Model) -> Result<(), String> {
     }
     let cards = state.gift_card_index().iter().map(|(h, id)| (*h, *id)).collect();
     diff_maps("gift card", &cards, &model.gift_cards)?;
+    let cursors = state.cursors().unwrap_or_else(|never| match never {});
+    let cursors = cursors.into_iter().map(|c| (c.sink, c)).collect();
+    diff_maps("cursor", &cursors, &model.cursors)?;
+    if meta.events_first.0 != model.events_first {
+        return Err(format!(
+            "events_first: state {:?}, model {}",
+            meta.events_first, model.events_first
+        ));
+    }
     Ok(())
 }

@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 
 use ledger_sm::command::{
-    AccountChange, Batch, GiftCardIssue, NewAccount, NewAsset, NewTransfer, Operation,
+    AccountChange, Batch, CursorCommand, GiftCardIssue, NewAccount, NewAsset, NewTransfer,
+    Operation,
 };
 use ledger_sm::constants::{
     ACCOUNT_LOTS_MAX, ACCOUNT_METADATA_BYTES_MAX, ASSET_CODE_BYTES_MAX, ASSET_SCALE_MAX,
@@ -19,13 +20,14 @@ use ledger_sm::constants::{
 use ledger_sm::event::EventKind;
 use ledger_sm::result::{
     AccountOutcome, BatchRefusal, ChangeAccountOutcome, ChangeAccountResult as C,
-    CreateAccountResult as A, CreateAssetResult as S, EraseResult, IssueGiftCardOutcome,
-    IssueGiftCardResult, Results, TickOutcome, TransferOutcome, TransferResult as T,
+    CreateAccountResult as A, CreateAssetResult as S, CursorResult, EraseResult,
+    IssueGiftCardOutcome, IssueGiftCardResult, Results, TickOutcome, TransferOutcome,
+    TransferResult as T,
 };
 use ledger_sm::types::{
     Account, AccountBalances, AccountFlags, AccountId, AccountKind, AccountStatus, Asset, AssetId,
-    Balances, CodeHash, FailedTransfer, Lot, LotPart, MerchantId, Timestamp, Transfer,
-    TransferCode, TransferFlags, TransferId, TransferState,
+    Balances, CodeHash, Cursor, EventSeq, FailedTransfer, Lot, LotPart, MerchantId, SinkId,
+    Timestamp, Transfer, TransferCode, TransferFlags, TransferId, TransferState,
 };
 
 const DMNEC: u16 = AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS;
@@ -44,8 +46,10 @@ pub struct Model {
     pub failed: BTreeMap<TransferId, FailedTransfer>,
     pub lots: BTreeMap<(AccountId, Timestamp), u128>,
     pub gift_cards: BTreeMap<CodeHash, AccountId>,
-    /// The outbox: each event's timestamp and kind, in order.
+    /// The outbox: each event's timestamp and kind, in order, from `events_first` on.
     pub events: Vec<(Timestamp, EventKind)>,
+    pub events_first: u64,
+    pub cursors: BTreeMap<SinkId, Cursor>,
 }
 
 fn has(flags: TransferFlags, bit: u16) -> bool {
@@ -99,7 +103,53 @@ impl Model {
             }
             Operation::Erase(ids) => Results::Erase(ids.iter().map(|id| self.erase(*id)).collect()),
             Operation::Tick => Results::Tick(self.tick()),
+            Operation::Cursors(commands) => Results::Cursors(self.cursors(commands)),
         }
+    }
+
+    /// The sequence number the next event takes.
+    pub fn event_seq_next(&self) -> u64 {
+        self.events_first + self.events.len() as u64
+    }
+
+    /// Cursors move forward only, for the newest term, inside the outbox; afterwards the outbox
+    /// starts at the lowest cursor (if any is left).
+    fn cursors(&mut self, commands: &[CursorCommand]) -> Vec<CursorResult> {
+        let results = commands.iter().map(|c| self.cursor(c)).collect();
+        if let Some(lowest) = self.cursors.values().map(|c| c.next.0).min() {
+            if lowest > self.events_first {
+                let compacted = usize::try_from(lowest - self.events_first).unwrap();
+                self.events.drain(..compacted);
+                self.events_first = lowest;
+            }
+        }
+        results
+    }
+
+    fn cursor(&mut self, command: &CursorCommand) -> CursorResult {
+        let sink = command.sink();
+        if !sink.is_valid() {
+            return CursorResult::SinkInvalid;
+        }
+        let CursorCommand::Advance { next, term, .. } = *command else {
+            self.cursors.remove(&sink);
+            return CursorResult::Ok;
+        };
+        if next.0 > self.event_seq_next() {
+            return CursorResult::CursorBeyondEvents;
+        }
+        if next.0 < self.events_first {
+            return CursorResult::CursorBelowOutbox;
+        }
+        match self.cursors.get(&sink) {
+            Some(c) if term < c.term => return CursorResult::TermStale,
+            Some(c) if next < c.next => return CursorResult::CursorBehind,
+            Some(c) if next == c.next && term == c.term => return CursorResult::Ok,
+            _ => {}
+        }
+        let updated_at = self.next();
+        self.cursors.insert(sink, Cursor { sink, next: EventSeq(next.0), term, updated_at });
+        CursorResult::Ok
     }
 
     /// The timestamp the next change would take.

@@ -118,6 +118,7 @@ fn reached(pair: &Pair, seen: &mut BTreeSet<String>) {
                 format!("K holds {}", t.holds_expired.min(1)),
                 format!("K lots {}", t.lots_expired.min(1)),
             ],
+            Results::Cursors(r) => r.iter().map(|o| format!("U {o:?}")).collect(),
             Results::BatchRefused(refusal) => vec![format!("B {refusal:?}")],
         };
         seen.extend(keys);

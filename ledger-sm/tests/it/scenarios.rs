@@ -434,3 +434,44 @@ fn retries_are_answered_from_the_record() {
     "#]]
     .assert_debug_eq(&log);
 }
+
+/// Cursors move forward only, for the newest term, inside the outbox; the outbox starts at the
+/// lowest cursor, and a forgotten sink stops holding events back.
+#[test]
+fn cursors_fence_and_compact_the_outbox() {
+    use ledger_sm::command::CursorCommand::{self, Advance, Forget};
+    use ledger_sm::types::{EventSeq, SinkId};
+
+    let mut pair = ready();
+    let postgres = SinkId::new("postgres").unwrap();
+    let kafka = SinkId::new("kafka").unwrap();
+    let advance = |sink, next, term| Advance { sink, next: EventSeq(next), term };
+    let mut step = |seconds, commands: Vec<CursorCommand>| {
+        let batch = Batch { now: at(seconds), operation: Operation::Cursors(commands) };
+        let results = pair.step(&batch).unwrap_or_else(|error| panic!("{error}"));
+        let meta = pair.state.meta();
+        let outbox = (meta.events_first.0, meta.event_seq_next.0, pair.state.all_events().len());
+        format!("{results:?} outbox {outbox:?}\n")
+    };
+    let mut log = String::new();
+    log += &step(1, vec![advance(postgres, 10, 1)]);
+    log += &step(2, vec![advance(kafka, 5, 1), advance(kafka, 12, 1)]);
+    log += &step(3, vec![advance(postgres, 14, 1)]);
+    log += &step(4, vec![advance(postgres, 13, 2), advance(postgres, 14, 0)]);
+    log += &step(5, vec![advance(postgres, 15, 1), advance(postgres, 14, 1)]);
+    log += &step(6, vec![Forget { sink: kafka }, Forget { sink: kafka }]);
+    log += &step(7, vec![Forget { sink: postgres }, advance(SinkId([b'A'; 16]), 14, 1)]);
+    expect![[r#"
+        Cursors([Ok]) outbox (10, 14, 4)
+        Cursors([CursorBelowOutbox, Ok]) outbox (10, 14, 4)
+        Cursors([Ok]) outbox (12, 14, 2)
+        Cursors([CursorBehind, TermStale]) outbox (12, 14, 2)
+        Cursors([CursorBeyondEvents, Ok]) outbox (12, 14, 2)
+        Cursors([Ok, Ok]) outbox (14, 14, 0)
+        Cursors([Ok, SinkInvalid]) outbox (14, 14, 0)
+    "#]]
+    .assert_eq(&log);
+    transfers(&mut pair, at(8), vec![plain(1, 1, 2, 5, TransferCode::Earn)]);
+    let events = ledger_sm::query::events(&pair.state, EventSeq(0), 10).unwrap();
+    assert_eq!(events.iter().map(|e| e.event.seq.0).collect::<Vec<_>>(), [14]);
+}

@@ -2,12 +2,13 @@
 //! earns with expiry, burns, holds with timeouts, posts, voids, refunds, refusals and ticks.
 
 use ledger_sm::command::{
-    AccountChange, Batch, GiftCardIssue, NewAccount, NewAsset, NewTransfer, Operation,
+    AccountChange, Batch, CursorCommand, GiftCardIssue, NewAccount, NewAsset, NewTransfer,
+    Operation,
 };
 use ledger_sm::constants::NANOS_PER_SECOND;
 use ledger_sm::types::{
-    AccountFlags, AccountId, AccountKind, AssetId, CodeHash, MerchantId, Timestamp, TransferCode,
-    TransferFlags, TransferId,
+    AccountFlags, AccountId, AccountKind, AssetId, CodeHash, EventSeq, MerchantId, SinkId,
+    Timestamp, TransferCode, TransferFlags, TransferId,
 };
 
 /// splitmix64: deterministic and dependency-free.
@@ -80,6 +81,21 @@ pub fn batch(rng: &mut Rng, n: u64) -> Batch {
     let now = Timestamp((n + 1) * NANOS_PER_SECOND);
     if n % 7 == 0 {
         return Batch { now, operation: Operation::Tick };
+    }
+    if n % 11 == 0 {
+        // Two sinks taking the outbox at different paces (sometimes past its end: refused),
+        // one forgotten now and then: cursors move and events are compacted.
+        let postgres = SinkId::new("postgres").expect("a sink name");
+        let kafka = SinkId::new("kafka").expect("a sink name");
+        let commands = if n % 77 == 0 {
+            vec![CursorCommand::Forget { sink: kafka }]
+        } else {
+            vec![
+                CursorCommand::Advance { sink: postgres, next: EventSeq(n * 4), term: 1 },
+                CursorCommand::Advance { sink: kafka, next: EventSeq(n * 2), term: 1 },
+            ]
+        };
+        return Batch { now, operation: Operation::Cursors(commands) };
     }
     let transfers = (0..1 + rng.below(12)).map(|i| transfer(rng, n, i)).collect();
     Batch { now, operation: Operation::CreateTransfers(transfers) }
