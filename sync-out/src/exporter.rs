@@ -139,6 +139,12 @@ impl<K: Kv + 'static, S: Sink, L: Leadership> Exporter<K, S, L> {
                 Ok(events) => events,
                 Err(error) => return Ended::Stuck(SinkError::Unavailable(format!("{error:?}"))),
             };
+            // The outbox may have been compacted past `next` since this term resumed (a sink
+            // without a cursor yet holds nothing back): a gap is reported, never skipped.
+            if let Some(first) = events.first().map(|e| e.event.seq).filter(|seq| *seq != next) {
+                let behind = SinkError::Behind { position: next, outbox_first: first };
+                return Ended::Stuck(behind);
+            }
             let idle = events.is_empty();
             if !idle {
                 let payloads: Vec<Payload> = events.iter().map(Payload::new).collect();
@@ -201,6 +207,7 @@ impl<K: Kv + 'static, S: Sink, L: Leadership> Exporter<K, S, L> {
                     tracing::warn!(sink = self.name(), term, %why, "fenced");
                     return Err(Ended::Deposed);
                 }
+                Err(error @ SinkError::Behind { .. }) => return Err(Ended::Stuck(error)),
                 Err(error) => {
                     tracing::warn!(sink = self.name(), %error, attempt, "delivery failed");
                     self.failed(&error);
@@ -225,6 +232,11 @@ impl<K: Kv + 'static, S: Sink, L: Leadership> Exporter<K, S, L> {
             // The sink resumed below the cursor (it lost data and took it again): the cursor
             // moves once the sink passes it.
             Ok([CursorResult::CursorBehind]) => Ok(false),
+            // Another sink let the outbox be compacted past this one before it had a cursor.
+            Ok([CursorResult::CursorBelowOutbox]) => {
+                let first = self.store.meta().map_err(|e| stuck(&e))?.events_first;
+                Err(Ended::Stuck(SinkError::Behind { position: next, outbox_first: first }))
+            }
             Ok(other) => {
                 let why = format!("cursor {} refused: {other:?}", next.0);
                 Err(Ended::Stuck(SinkError::Unavailable(why)))

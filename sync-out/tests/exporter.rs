@@ -9,13 +9,13 @@ use ledger_sm::command::{Batch, CursorCommand, NewAccount, NewAsset, NewTransfer
 use ledger_sm::result::{CursorResult, Results};
 use ledger_sm::state::{prefetch, StateRead};
 use ledger_sm::types::{
-    AccountFlags, AccountId, AccountKind, AssetId, CodeHash, MerchantId, SinkId, Timestamp,
-    TransferCode, TransferId,
+    AccountFlags, AccountId, AccountKind, AssetId, CodeHash, EventSeq, MerchantId, SinkId,
+    Timestamp, TransferCode, TransferId,
 };
 use storage::{MemKv, Store};
 use sync_out::file::FileSink;
 use sync_out::payload::Payload;
-use sync_out::{Exporter, ExporterConfig, Leadership};
+use sync_out::{Exporter, ExporterConfig, Leadership, Sink, SinkError};
 
 /// The store and who leads it: term 0 means nobody here leads.
 struct Ledger {
@@ -150,7 +150,7 @@ async fn events_reach_the_file_once_in_order_and_leave_the_outbox() {
     let all = ledger.events_next();
     until("the first events", || lines(&path).len() as u64 == all).await;
     until("the cursor", || ledger.store.meta().unwrap().events_first.0 == all).await;
-    assert!(ledger.store.events(ledger_sm::types::EventSeq(0), 10).unwrap().is_empty());
+    assert!(ledger.store.events(EventSeq(0), 10).unwrap().is_empty());
 
     // Deposed: nothing moves; leader again in a newer term: export resumes.
     ledger.term.store(0, SeqCst);
@@ -192,9 +192,9 @@ async fn a_sink_behind_the_outbox_is_reported() {
     ledger.earn(1, 5);
     // Another sink took everything, so the outbox is empty; this file holds only event 0.
     let other = SinkId::new("other").unwrap();
-    let next = ledger_sm::types::EventSeq(ledger.events_next());
+    let next = EventSeq(ledger.events_next());
     ledger.propose(vec![CursorCommand::Advance { sink: other, next, term: 1 }]).await.unwrap();
-    let first = ledger_sm::query::events(&*ledger.store, ledger_sm::types::EventSeq(0), 1);
+    let first = ledger_sm::query::events(&*ledger.store, EventSeq(0), 1);
     assert!(first.unwrap().is_empty());
     std::fs::write(&path, b"{\"seq\":\"0\",\"type\":\"asset_created\",\"timestamp\":\"1\"}\n")
         .unwrap();
@@ -207,4 +207,54 @@ async fn a_sink_behind_the_outbox_is_reported() {
     let error = status.lock().unwrap().last_error.clone().unwrap();
     assert!(error.contains("rebuild"), "{error}");
     assert_eq!(lines(&path), [0]);
+}
+
+/// A sink that records what it receives and, on its first delivery, lets another sink compact
+/// the whole outbox and commits new events: the events it has not taken yet are gone.
+struct Overtaken {
+    ledger: Arc<Ledger>,
+    seen: Arc<Mutex<Vec<u64>>>,
+    overtaken: bool,
+}
+
+impl Sink for Overtaken {
+    fn id(&self) -> SinkId {
+        SinkId::new("overtaken").unwrap()
+    }
+
+    async fn position(&mut self) -> Result<Option<EventSeq>, SinkError> {
+        Ok(None)
+    }
+
+    async fn deliver(&mut self, _term: u64, events: &[Payload]) -> Result<(), SinkError> {
+        self.seen.lock().unwrap().extend(events.iter().map(Payload::seq));
+        if !std::mem::replace(&mut self.overtaken, true) {
+            let other = SinkId::new("other").unwrap();
+            let next = EventSeq(self.ledger.events_next());
+            let advance = CursorCommand::Advance { sink: other, next, term: 1 };
+            self.ledger.execute(Operation::Cursors(vec![advance]));
+            self.ledger.earn(500, 3);
+        }
+        Ok(())
+    }
+}
+
+/// Goal: events compacted away under a running export (the sink had no cursor yet to hold
+/// them) are reported as a gap, never skipped over. Method: a sink that is overtaken mid-way.
+#[tokio::test]
+async fn a_gap_under_a_running_export_is_reported() {
+    let ledger = Ledger::new();
+    ledger.setup();
+    ledger.earn(1, 20);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Overtaken { ledger: Arc::clone(&ledger), seen: Arc::clone(&seen), overtaken: false };
+    let exporter = Exporter::new(Arc::clone(&ledger.store), sink, Arc::clone(&ledger), config());
+    let status = exporter.status();
+    let task = tokio::spawn(exporter.run());
+    until("the report", || status.lock().unwrap().last_error.is_some()).await;
+    task.abort();
+    let error = status.lock().unwrap().last_error.clone().unwrap();
+    assert!(error.contains("rebuild"), "{error}");
+    // Only the first delivery (the batch size) reached the sink; nothing after the gap did.
+    assert_eq!(*seen.lock().unwrap(), (0..7).collect::<Vec<_>>());
 }
