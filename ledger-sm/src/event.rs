@@ -61,4 +61,16 @@ impl EventKind {
             _ => None,
         }
     }
+
+    /// The account an account event is about.
+    #[must_use]
+    pub fn account(&self) -> Option<AccountId> {
+        match *self {
+            Self::AccountCreated(id)
+            | Self::StatusChanged { account: id, .. }
+            | Self::AccountChanged { account: id, .. }
+            | Self::Erased(id) => Some(id),
+            _ => None,
+        }
+    }
 }

@@ -5,7 +5,7 @@
 //! the last timestamp seen plus one (ascending) or minus one (descending).
 
 use crate::constants::QUERY_LIMIT_MAX;
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::state::StateRead;
 use crate::types::{
     Account, AccountId, Balances, CodeHash, EventSeq, Lot, Timestamp, Transfer, TransferId,
@@ -150,6 +150,9 @@ pub struct EventRecord {
     pub event: Event,
     /// For transfer events: the transfer, with both accounts' balances right after it.
     pub transfer: Option<Transfer>,
+    /// For `AccountCreated`: the account as it is now (its immutable fields are as created;
+    /// its personal fields are empty once erased, its status and limits as last changed).
+    pub account: Option<Account>,
 }
 
 /// The outbox from `from` on, each transfer event joined with its transfer.
@@ -173,7 +176,14 @@ pub fn events<S: StateRead>(
                 }
                 None => None,
             };
-            Ok(EventRecord { event, transfer })
+            let account = match event.kind {
+                EventKind::AccountCreated(id) => {
+                    let account = store.account(id).map_err(QueryError::Store)?;
+                    Some(account.expect("events name created accounts"))
+                }
+                _ => None,
+            };
+            Ok(EventRecord { event, transfer, account })
         })
         .collect()
 }

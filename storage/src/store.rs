@@ -259,6 +259,25 @@ impl<K: Kv> Store<K> {
         self.read_framed(Table::StateMeta, KEY_APPLIED)
     }
 
+    /// Accounts with ids from `from` on, ascending, at most `limit`: a bounded scan for
+    /// reconciling read models range by range.
+    ///
+    /// # Errors
+    /// `Corrupted` or the engine's error.
+    pub fn accounts_from(
+        &self,
+        from: AccountId,
+        limit: usize,
+    ) -> Result<Vec<Account>, StorageError> {
+        let rows = self.kv.range(Table::Accounts, &account_key(from), &[0xff; 17], false, limit)?;
+        rows.into_iter()
+            .map(|(key, framed)| {
+                let payload = unframe(Table::Accounts, &key, &framed)?;
+                decode_exact(payload).map_err(|e| StorageError::corrupted(Table::Accounts, &key, e))
+            })
+            .collect()
+    }
+
     /// Every state record, for `invariants::check` and audits. Reads the whole state: for tests
     /// and offline tools, not for a serving node's hot path.
     ///

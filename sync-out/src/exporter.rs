@@ -112,7 +112,13 @@ impl<K: Kv + 'static, S: Sink, L: Leadership> Exporter<K, S, L> {
             };
             self.update(|s| s.active = true);
             match self.lead(term).await {
-                Ended::Deposed => tracing::info!(sink = self.name(), term, "export paused"),
+                Ended::Deposed => {
+                    tracing::info!(sink = self.name(), term, "export paused");
+                    // A fenced leader has not heard of its successor yet: wait until it has.
+                    while self.leadership.leading() == Some(term) {
+                        tokio::time::sleep(self.config.poll).await;
+                    }
+                }
                 Ended::Stuck(error) => {
                     tracing::error!(sink = self.name(), %error, "export stopped");
                     self.failed(&error);

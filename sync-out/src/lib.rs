@@ -15,6 +15,7 @@
 mod exporter;
 pub mod file;
 pub mod payload;
+pub mod postgres;
 mod sink;
 
 pub use exporter::{sink_id, Exporter, ExporterConfig, Leadership, SinkStatus};

@@ -4,7 +4,9 @@
 
 use ledger_sm::event::EventKind;
 use ledger_sm::query::EventRecord;
-use ledger_sm::types::{AccountStatus, Balances, Transfer, TransferCode, TransferFlags};
+use ledger_sm::types::{
+    Account, AccountKind, AccountStatus, Balances, Transfer, TransferCode, TransferFlags,
+};
 use serde::{Deserialize, Serialize};
 
 /// One event as exported.
@@ -39,6 +41,28 @@ pub struct Payload {
     /// For transfer events: the transfer, with both accounts' balances right after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferPayload>,
+    /// For `account_created`: the account's fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_info: Option<AccountPayload>,
+}
+
+/// An account as created. Status, flags and overdraft limit are the account's when the event
+/// is exported (later `status_changed` and `account_changed` events repeat them); the personal
+/// fields are empty once the account is erased.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountPayload {
+    pub asset: u32,
+    /// `customer_wallet`, `gift_card`, `merchant_issuance`, `merchant_settlement`,
+    /// `expiry_sink`, `operator`.
+    pub kind: String,
+    pub status: String,
+    pub flags: u16,
+    pub overdraft_limit: String,
+    pub merchant: String,
+    /// Personal fields, hex-encoded bytes; cleared by erasure.
+    pub external_ref: String,
+    pub metadata: String,
+    pub erased: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,12 +119,16 @@ impl Payload {
             account_flags: None,
             overdraft_limit: None,
             transfer: None,
+            account_info: None,
         };
         match event.kind {
             EventKind::AssetCreated(asset) => payload.asset = Some(asset.0),
-            EventKind::AccountCreated(account) | EventKind::Erased(account) => {
+            EventKind::AccountCreated(account) => {
                 payload.account = Some(account.0.to_string());
+                let info = record.account.as_ref().expect("account events carry it");
+                payload.account_info = Some(AccountPayload::new(info));
             }
+            EventKind::Erased(account) => payload.account = Some(account.0.to_string()),
             EventKind::StatusChanged { account, from, to } => {
                 payload.account = Some(account.0.to_string());
                 payload.status_from = Some(status_name(from).to_owned());
@@ -168,6 +196,41 @@ impl TransferPayload {
     }
 }
 
+impl AccountPayload {
+    fn new(a: &Account) -> Self {
+        Self {
+            asset: a.asset.0,
+            kind: account_kind_name(a.kind).to_owned(),
+            status: status_name(a.status).to_owned(),
+            flags: a.flags.0,
+            overdraft_limit: a.overdraft_limit.to_string(),
+            merchant: a.merchant.0.to_string(),
+            external_ref: hex(&a.external_ref),
+            metadata: hex(&a.metadata),
+            erased: a.erased,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+fn account_kind_name(kind: AccountKind) -> &'static str {
+    match kind {
+        AccountKind::CustomerWallet => "customer_wallet",
+        AccountKind::GiftCard => "gift_card",
+        AccountKind::MerchantIssuance => "merchant_issuance",
+        AccountKind::MerchantSettlement => "merchant_settlement",
+        AccountKind::ExpirySink => "expiry_sink",
+        AccountKind::Operator => "operator",
+    }
+}
+
 impl BalancesPayload {
     fn new(b: &Balances) -> Self {
         Self {
@@ -197,7 +260,7 @@ pub fn kind_name(kind: &EventKind) -> &'static str {
     }
 }
 
-fn status_name(status: AccountStatus) -> &'static str {
+pub fn status_name(status: AccountStatus) -> &'static str {
     match status {
         AccountStatus::Active => "active",
         AccountStatus::Frozen => "frozen",
