@@ -99,6 +99,20 @@ pub struct Settings {
     /// (mutual TLS).
     #[arg(long, env = "LEDGERD_TLS_CLIENT_CA_FILE")]
     pub tls_client_ca_file: Option<PathBuf>,
+    /// Sync-out to a JSON-lines file (sink `file`): every committed event, once, in order.
+    #[arg(long, env = "LEDGERD_SYNC_OUT_FILE")]
+    pub sync_out_file: Option<PathBuf>,
+    /// Sync-out to the PostgreSQL wallet read model (sink `postgres`): a connection URL,
+    /// `postgres://user:password@host:5432/db?sslmode=require`. Keep it in the environment or
+    /// a file only the node reads: it may carry a password.
+    #[arg(long, env = "LEDGERD_SYNC_OUT_POSTGRES_URL")]
+    pub sync_out_postgres_url: Option<String>,
+    /// PEM certificates of the authorities signing PostgreSQL's certificate (for TLS).
+    #[arg(long, env = "LEDGERD_SYNC_OUT_POSTGRES_CA_FILE")]
+    pub sync_out_postgres_ca_file: Option<PathBuf>,
+    /// Events the outbox may hold (a sink not acknowledging) before the node alarms.
+    #[arg(long, env = "LEDGERD_OUTBOX_HIGH_WATER_EVENTS")]
+    pub outbox_high_water_events: Option<u64>,
 }
 
 macro_rules! overlay {
@@ -139,6 +153,10 @@ impl Settings {
             tls_key_file,
             tls_ca_file,
             tls_client_ca_file,
+            sync_out_file,
+            sync_out_postgres_url,
+            sync_out_postgres_ca_file,
+            outbox_high_water_events,
         )
     }
 
@@ -170,6 +188,7 @@ pub struct Config {
     /// The tokens file and the peer secret's file, when the node checks credentials.
     pub auth_files: Option<(PathBuf, PathBuf)>,
     pub tls: Option<crate::tls::TlsFiles>,
+    pub sync_out: crate::sync_out::SyncOutConfig,
 }
 
 fn required<T>(value: Option<T>, key: &str) -> Result<T, String> {
@@ -221,12 +240,47 @@ fn node_config(settings: &Settings, node_id: u64, cluster_id: u64) -> Result<Nod
     Ok(node)
 }
 
+/// The sync-out part of `settings`, checked (a bad PostgreSQL URL is a configuration error).
+fn sync_out_config(settings: &Settings) -> Result<crate::sync_out::SyncOutConfig, String> {
+    let mut sync_out = crate::sync_out::SyncOutConfig {
+        file: settings.sync_out_file.clone(),
+        ..crate::sync_out::SyncOutConfig::default()
+    };
+    if let Some(high_water) = settings.outbox_high_water_events {
+        if high_water == 0 {
+            return Err("outbox_high_water_events must be non-zero".into());
+        }
+        sync_out.outbox_high_water = high_water;
+    }
+    match (settings.sync_out_postgres_url.clone(), settings.sync_out_postgres_ca_file.clone()) {
+        (Some(url), tls_ca_file) => {
+            let postgres = sync_out::postgres::PostgresConfig {
+                url,
+                tls_ca_file,
+                connect_timeout: Duration::from_secs(5),
+            };
+            // Checked now: a bad URL is a configuration error, not a sink that retries.
+            sync_out::postgres::PostgresSink::new(
+                sync_out::sink_id(crate::sync_out::POSTGRES_SINK)?,
+                postgres.clone(),
+            )?;
+            sync_out.postgres = Some(postgres);
+        }
+        (None, Some(_)) => {
+            return Err("sync_out_postgres_ca_file needs sync_out_postgres_url".into())
+        }
+        (None, None) => {}
+    }
+    Ok(sync_out)
+}
+
 impl Config {
     /// Completes `settings` with defaults and checks them.
     ///
     /// # Errors
     /// A missing required key, or a value out of range (says which).
     pub fn resolve(settings: Settings) -> Result<Self, String> {
+        let sync_out = sync_out_config(&settings)?;
         let node_id = required(settings.node_id, "node_id")?;
         let cluster_id = required(settings.cluster_id, "cluster_id")?;
         if node_id == 0 || cluster_id == 0 {
@@ -261,6 +315,7 @@ impl Config {
             }
         };
         Ok(Self {
+            sync_out,
             auth_files,
             tls,
             node,

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod rest;
 pub mod server;
+pub mod sync_out;
 pub mod tls;
 
 /// Largest gRPC message a node sends or takes: a full batch of 8,190 events with room to spare.

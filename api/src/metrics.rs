@@ -6,11 +6,15 @@
 //!   replication lag (on the leader), the batcher's entries and their sizes, the write queue's
 //!   depth, the store's sizes, and this process's memory.
 //!
+//! - Sync-out, per sink (`sink` label): whether this node's exporter runs, events and seconds
+//!   of lag, events delivered and errors; the outbox's size and its high-water alarm.
+//!
 //! No label ever carries a request's content: methods and routes are templates, never ids.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use ledger_sm::state::StateRead;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 use prometheus_client::metrics::family::Family;
@@ -19,6 +23,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use raft::Node;
 use storage::Kv;
+use sync_out::SinkStatus;
+
+use crate::sync_out::SyncOut;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -41,7 +48,7 @@ fn request_buckets() -> impl Iterator<Item = f64> {
 
 impl Metrics {
     #[must_use]
-    pub fn new<K: Kv + 'static>(node: Node<K>) -> Arc<Self> {
+    pub fn new<K: Kv + 'static>(node: Node<K>, sync_out: Arc<SyncOut>) -> Arc<Self> {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(request_buckets())
@@ -51,7 +58,9 @@ impl Metrics {
             "API calls by protocol, method and result, and how long they took",
             requests.clone(),
         );
+        let outbox = OutboxCollector { node: node.clone(), sync_out };
         registry.register_collector(Box::new(NodeCollector { node }));
+        registry.register_collector(Box::new(outbox));
         registry.register_collector(Box::new(ProcessCollector));
         Arc::new(Self { registry, requests })
     }
@@ -176,6 +185,89 @@ impl<K: Kv + 'static> NodeCollector<K> {
             MetricType::Histogram,
         )?
         .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)
+    }
+}
+
+/// A per-sink metric: name, help, type and how to read it off a status.
+type SinkFamily = (&'static str, &'static str, MetricType, fn(&SinkStatus) -> i64);
+
+/// Sync-out's progress and the outbox.
+struct OutboxCollector<K: Kv + 'static> {
+    node: Node<K>,
+    sync_out: Arc<SyncOut>,
+}
+
+impl<K: Kv + 'static> std::fmt::Debug for OutboxCollector<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxCollector").field("node", &self.node.id()).finish()
+    }
+}
+
+impl<K: Kv + 'static> Collector for OutboxCollector<K> {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        if let Ok(meta) = self.node.store().meta() {
+            let held = meta.event_seq_next.0.saturating_sub(meta.events_first.0);
+            let high_water = self.sync_out.high_water();
+            gauge(e, "ledger_outbox_events", "Events the outbox holds", signed(held))?;
+            let help = "Events the outbox may hold before the node alarms";
+            gauge(e, "ledger_outbox_high_water_events", help, signed(high_water))?;
+            let over = i64::from(held > high_water);
+            let help = "1 while the outbox holds more than its high-water mark";
+            gauge(e, "ledger_outbox_over_high_water", help, over)?;
+        }
+        let sinks = self.sync_out.statuses();
+        if sinks.is_empty() {
+            return Ok(());
+        }
+        let families: [SinkFamily; 5] = [
+            (
+                "ledger_sync_out_active",
+                "1 where this node's exporter runs (on the leader)",
+                MetricType::Gauge,
+                |s| i64::from(s.active),
+            ),
+            (
+                "ledger_sync_out_lag_events",
+                "Committed events the sink does not hold yet",
+                MetricType::Gauge,
+                |s| signed(s.lag_events),
+            ),
+            (
+                "ledger_sync_out_lag_milliseconds",
+                "Age of the oldest event the sink does not hold",
+                MetricType::Gauge,
+                |s| signed(s.lag_ms),
+            ),
+            (
+                "ledger_sync_out_delivered",
+                "Events this node's exporter delivered",
+                MetricType::Counter,
+                |s| signed(s.delivered_total),
+            ),
+            (
+                "ledger_sync_out_errors",
+                "Failed deliveries and sink errors (each retried)",
+                MetricType::Counter,
+                |s| signed(s.errors_total),
+            ),
+        ];
+        for (name, help, kind, value) in families {
+            let mut family = e.encode_descriptor(name, help, None, kind)?;
+            for sink in &sinks {
+                let labels = [("sink", sink.sink.as_str())];
+                let mut metric = family.encode_family(&labels)?;
+                match kind {
+                    MetricType::Counter => metric
+                        .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(
+                            &u64::try_from(value(sink)).unwrap_or(0),
+                            None,
+                        )?,
+                    _ => metric.encode_gauge(&value(sink))?,
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -33,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::proto::ledger::admin_server::AdminServer;
 use crate::proto::ledger::ledger_server::LedgerServer;
 use crate::rest::{self, Problem};
+use crate::sync_out::{SyncOut, SyncOutConfig};
 
 /// How long a stopping node lets calls in flight finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -61,9 +62,17 @@ pub async fn run<K: Kv + 'static>(
     store: Arc<Store<K>>,
     listener: TcpListener,
     security: Security,
+    sync_out: SyncOutConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let node = Node::start(config, store).await?;
+    let sync_out = match SyncOut::start(&node, sync_out) {
+        Ok(sync_out) => Arc::new(sync_out),
+        Err(error) => {
+            node.shutdown().await;
+            return Err(error);
+        }
+    };
     // Calls in flight get `SHUTDOWN_GRACE` to finish; then raft stops whatever still waits.
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
@@ -71,7 +80,7 @@ pub async fn run<K: Kv + 'static>(
         let _ = stopping.send(());
     };
     let served = tokio::select! {
-        served = serve(node.clone(), listener, security, shutdown) => served,
+        served = serve(node.clone(), listener, security, sync_out, shutdown) => served,
         // Fail-stop: a node whose raft stopped by itself exits, for its supervisor to restart.
         reason = node.stopped() => Err(format!("raft stopped: {reason}")),
         () = async {
@@ -94,9 +103,10 @@ pub async fn serve<K: Kv + 'static>(
     node: Node<K>,
     listener: TcpListener,
     security: Security,
+    sync_out: Arc<SyncOut>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let router = router(node, &security).await?;
+    let router = router(node, &security, sync_out).await?;
     // The builder's `tcp_nodelay` does not reach connections from our own listener: each
     // accepted socket gets it here (plain) or in `accept_tls`. Without it a reply's trailers
     // wait for the client's delayed ACK, ~40 ms on Linux.
@@ -123,8 +133,8 @@ pub async fn serve<K: Kv + 'static>(
     }
 }
 
-/// Serves `node` over the connections `incoming` yields (no TLS) until `shutdown` resolves: how
-/// the simulation puts a node on its simulated network.
+/// Serves `node` over the connections `incoming` yields (no TLS, no sync-out) until `shutdown`
+/// resolves: how the simulation puts a node on its simulated network.
 ///
 /// # Errors
 /// The server failed.
@@ -146,7 +156,7 @@ where
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     assert!(security.tls.is_none(), "TLS connections come through `serve`");
-    let router = router(node, &security).await?;
+    let router = router(node, &security, Arc::new(SyncOut::default())).await?;
     tonic::transport::Server::builder()
         .accept_http1(true)
         .add_routes(Routes::from(router))
@@ -159,6 +169,7 @@ where
 async fn router<K: Kv + 'static>(
     node: Node<K>,
     security: &Security,
+    sync_out: Arc<SyncOut>,
 ) -> Result<axum::Router, String> {
     if !security.auth.enabled() {
         tracing::warn!(
@@ -179,12 +190,12 @@ async fn router<K: Kv + 'static>(
     let grpc = tonic::service::Routes::builder()
         .add_service(node.raft_service())
         .add_service(ledger)
-        .add_service(AdminServer::new(AdminService::new(node.clone())))
+        .add_service(AdminServer::new(AdminService::new(node.clone(), Arc::clone(&sync_out))))
         .add_service(health_service)
         .add_service(reflection)
         .clone()
         .routes();
-    let metrics = Metrics::new(node.clone());
+    let metrics = Metrics::new(node.clone(), sync_out);
     let gate = Arc::new(Gate { auth: Arc::clone(&security.auth), metrics: Arc::clone(&metrics) });
     let ready_node = node.clone();
     Ok(grpc

@@ -106,7 +106,8 @@ async fn run(config: Config) -> Result<(), String> {
         }
     };
     let (security, node) = secure(&config)?;
-    api::server::run(node, Arc::new(store), listener, security, shutdown).await?;
+    let sync_out = config.sync_out.clone();
+    api::server::run(node, Arc::new(store), listener, security, sync_out, shutdown).await?;
     tracing::info!("ledgerd stopped");
     Ok(())
 }

@@ -43,6 +43,8 @@ pub struct Cluster {
     pub running: BTreeMap<u64, Running>,
     /// `None`: an open cluster (no tokens, no TLS).
     pub security: Option<Secured>,
+    /// What every node exports (nothing by default).
+    pub sync_out: api::sync_out::SyncOutConfig,
 }
 
 /// A secured cluster's credentials, as its nodes check them and the harness presents them.
@@ -115,6 +117,7 @@ impl Cluster {
             addresses: BTreeMap::new(),
             running: BTreeMap::new(),
             security: None,
+            sync_out: api::sync_out::SyncOutConfig::default(),
         }
     }
 
@@ -173,7 +176,14 @@ impl Cluster {
         };
         let mut config = config(id);
         let security = self.node_security(&mut config);
-        let task = tokio::spawn(api::server::run(config, store, listener, security, shutdown));
+        let task = tokio::spawn(api::server::run(
+            config,
+            store,
+            listener,
+            security,
+            self.sync_out.clone(),
+            shutdown,
+        ));
         self.running.insert(id, Running { stop, task });
     }
 
