@@ -212,8 +212,8 @@ impl<K: Kv + 'static> Collector for OutboxCollector<K> {
             gauge(e, "ledger_outbox_events", "Events the outbox holds", signed(held))?;
             let help = "Events the outbox may hold before the node alarms";
             gauge(e, "ledger_outbox_high_water_events", help, signed(high_water))?;
-            let over = i64::from(held > high_water);
-            let help = "1 while the outbox holds more than its high-water mark";
+            let over = i64::from(self.sync_out.exporting() && held > high_water);
+            let help = "1 while a node that exports holds more than its high-water mark";
             gauge(e, "ledger_outbox_over_high_water", help, over)?;
         }
         let sinks = self.sync_out.statuses();

@@ -83,7 +83,10 @@ impl SyncOut {
             sinks.push(exporter.status());
             tasks.push(tokio::spawn(exporter.run()));
         }
-        tasks.push(tokio::spawn(alarm(node.clone(), config.outbox_high_water)));
+        // With no sink the outbox is never compacted (nothing reads it): no alarm then.
+        if !sinks.is_empty() {
+            tasks.push(tokio::spawn(alarm(node.clone(), config.outbox_high_water)));
+        }
         Ok(Self { sinks, postgres: config.postgres, high_water: config.outbox_high_water, tasks })
     }
 
@@ -98,6 +101,12 @@ impl SyncOut {
     #[must_use]
     pub fn postgres(&self) -> Option<&PostgresConfig> {
         self.postgres.as_ref()
+    }
+
+    /// Whether this node exports anything (only then does the outbox's size matter).
+    #[must_use]
+    pub fn exporting(&self) -> bool {
+        !self.sinks.is_empty()
     }
 
     #[must_use]

@@ -209,8 +209,10 @@ impl<K: Kv + 'static, S: Sink, L: Leadership> Exporter<K, S, L> {
         loop {
             match self.sink.deliver(term, payloads).await {
                 Ok(()) => return Ok(()),
-                Err(SinkError::Fenced(why)) => {
-                    tracing::warn!(sink = self.name(), term, %why, "fenced");
+                Err(error @ SinkError::Fenced(_)) => {
+                    tracing::warn!(sink = self.name(), term, %error, "delivery refused");
+                    // Shown in status: a node fenced while raft still says it leads waits.
+                    self.failed(&error);
                     return Err(Ended::Deposed);
                 }
                 Err(error @ SinkError::Behind { .. }) => return Err(Ended::Stuck(error)),

@@ -262,15 +262,11 @@ async fn apply_history(tx: &Transaction<'_>, batch: &Batch) -> Result<(), SinkEr
     Ok(())
 }
 
-const INSERT_WALLETS: &str = "INSERT INTO wallets (account_id, asset, kind, status, flags,
-        overdraft_limit, merchant, debits_pending, debits_posted, credits_pending,
-        credits_posted, external_ref, metadata, erased, created_at, updated_at, last_seq)
-    SELECT u.account_id, u.asset, u.kind, u.status, u.flags, u.overdraft_limit, u.merchant,
-        COALESCE(u.debits_pending, 0), COALESCE(u.debits_posted, 0),
-        COALESCE(u.credits_pending, 0), COALESCE(u.credits_posted, 0),
-        CASE WHEN u.erased THEN NULL ELSE u.external_ref END,
-        CASE WHEN u.erased THEN NULL ELSE u.metadata END,
-        u.erased, u.created_at, u.updated_at, u.seq
+/// The wallet columns of a batch, as `u`: the one spelling both wallet statements share
+/// (parameters in `apply_wallets`' order).
+macro_rules! wallet_rows {
+    () => {
+        "
     FROM UNNEST($1::numeric[], $2::int8[], $3::int4[], $4::text[],
         $5::text[], $6::int4[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[],
         $11::numeric[], $12::numeric[], $13::bytea[], $14::bytea[], $15::bool[],
@@ -278,11 +274,28 @@ const INSERT_WALLETS: &str = "INSERT INTO wallets (account_id, asset, kind, stat
         AS u(account_id, seq, asset, kind, status, flags, overdraft_limit, merchant,
              debits_pending, debits_posted, credits_pending, credits_posted, external_ref,
              metadata, erased, created_at, updated_at)
-    ON CONFLICT (account_id) DO NOTHING";
+"
+    };
+}
+
+const INSERT_WALLETS: &str = concat!(
+    "INSERT INTO wallets (account_id, asset, kind, status, flags,
+        overdraft_limit, merchant, debits_pending, debits_posted, credits_pending,
+        credits_posted, external_ref, metadata, erased, created_at, updated_at, last_seq)
+    SELECT u.account_id, u.asset, u.kind, u.status, u.flags, u.overdraft_limit, u.merchant,
+        COALESCE(u.debits_pending, 0), COALESCE(u.debits_posted, 0),
+        COALESCE(u.credits_pending, 0), COALESCE(u.credits_posted, 0),
+        CASE WHEN u.erased THEN NULL ELSE u.external_ref END,
+        CASE WHEN u.erased THEN NULL ELSE u.metadata END,
+        u.erased, u.created_at, u.updated_at, u.seq",
+    wallet_rows!(),
+    "    ON CONFLICT (account_id) DO NOTHING"
+);
 
 /// Moves existing wallets forward; rows already at or past the batch's event (a repeated
 /// delivery, or the rows the insert above just wrote) are left alone.
-const UPDATE_WALLETS: &str = "UPDATE wallets AS w SET
+const UPDATE_WALLETS: &str = concat!(
+    "UPDATE wallets AS w SET
         asset = COALESCE(u.asset, w.asset),
         kind = COALESCE(u.kind, w.kind),
         status = COALESCE(u.status, w.status),
@@ -299,15 +312,10 @@ const UPDATE_WALLETS: &str = "UPDATE wallets AS w SET
         erased = w.erased OR u.erased,
         created_at = COALESCE(w.created_at, u.created_at),
         updated_at = u.updated_at,
-        last_seq = u.seq
-    FROM UNNEST($1::numeric[], $2::int8[], $3::int4[], $4::text[],
-        $5::text[], $6::int4[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[],
-        $11::numeric[], $12::numeric[], $13::bytea[], $14::bytea[], $15::bool[],
-        $16::timestamptz[], $17::timestamptz[])
-        AS u(account_id, seq, asset, kind, status, flags, overdraft_limit, merchant,
-             debits_pending, debits_posted, credits_pending, credits_posted, external_ref,
-             metadata, erased, created_at, updated_at)
-    WHERE w.account_id = u.account_id AND w.last_seq < u.seq";
+        last_seq = u.seq",
+    wallet_rows!(),
+    "    WHERE w.account_id = u.account_id AND w.last_seq < u.seq"
+);
 
 const INSERT_TRANSACTIONS: &str = "INSERT INTO transactions (transfer_id, seq, type, code,
         debit_account, credit_account, amount, asset, flags, pending_id, reverses, timeout_s,
@@ -401,14 +409,13 @@ fn pg(error: tokio_postgres::Error) -> SinkError {
     SinkError::Unavailable(describe(&error))
 }
 
-/// PostgreSQL's error with the server's message (the plain form says only "db error").
+/// PostgreSQL's error with the server's message (the plain form says only "db error"), fit
+/// for logs and status.
 #[must_use]
 pub fn describe(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
-        Some(db) => {
-            let detail = db.detail().map(|d| format!(" ({d})")).unwrap_or_default();
-            format!("postgres: {} {}: {}{detail}", db.severity(), db.code().code(), db.message())
-        }
+        // Never the server's detail: it may quote a row, and rows carry personal fields.
+        Some(db) => format!("postgres: {} {}: {}", db.severity(), db.code().code(), db.message()),
         None => format!("postgres: {error}"),
     }
 }
