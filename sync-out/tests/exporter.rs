@@ -1,105 +1,26 @@
-//! The exporter over a real store and the real state machine: a node's leadership is played
-//! by a `Ledger` that applies batches to the store itself, one at a time, as raft would.
+//! The exporter over a real store and the real state machine (`common::Ledger` applies
+//! batches itself, as raft would; a `common::Node` plays the leader).
 
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+mod common;
+
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ledger_sm::command::{Batch, CursorCommand, NewAccount, NewAsset, NewTransfer, Operation};
-use ledger_sm::result::{CursorResult, Results};
-use ledger_sm::state::{prefetch, StateRead};
-use ledger_sm::types::{
-    AccountFlags, AccountId, AccountKind, AssetId, CodeHash, EventSeq, MerchantId, SinkId,
-    Timestamp, TransferCode, TransferId,
-};
-use storage::{MemKv, Store};
+use common::Ledger;
+use ledger_sm::command::{CursorCommand, Operation};
+use ledger_sm::state::StateRead;
+use ledger_sm::types::{AccountKind, EventSeq, SinkId};
 use sync_out::file::FileSink;
 use sync_out::payload::Payload;
 use sync_out::{Exporter, ExporterConfig, Leadership, Sink, SinkError};
 
-/// The store and who leads it: term 0 means nobody here leads.
-struct Ledger {
-    store: Arc<Store<MemKv>>,
-    term: AtomicU64,
-    applying: Mutex<u64>,
-}
-
-impl Ledger {
-    fn new() -> Arc<Self> {
-        let store = Arc::new(Store::open(MemKv::default(), 1).unwrap());
-        Arc::new(Self { store, term: AtomicU64::new(1), applying: Mutex::new(0) })
-    }
-
-    fn execute(&self, operation: Operation) -> Results {
-        let mut clock = self.applying.lock().unwrap();
-        *clock += 1_000_000;
-        let batch = Batch { now: Timestamp(*clock), operation };
-        let applied = ledger_sm::apply(prefetch(&*self.store, &batch).unwrap(), &batch);
-        self.store.persist(&applied.effects, b"applied").unwrap();
-        applied.results
-    }
-
-    fn setup(&self) {
-        let asset = NewAsset {
-            id: AssetId(1),
-            code: b"PTS".to_vec(),
-            scale: 0,
-            expiry_account: AccountId(3),
-        };
-        self.execute(Operation::CreateAssets(vec![asset]));
-        let account = |id, kind| NewAccount {
-            id: AccountId(id),
-            asset: AssetId(1),
-            kind,
-            flags: AccountFlags(0),
-            overdraft_limit: 0,
-            merchant: MerchantId(1),
-            external_ref: Vec::new(),
-            metadata: Vec::new(),
-            code_hash: CodeHash::ZERO,
-        };
-        let accounts = vec![
-            account(1, AccountKind::MerchantIssuance),
-            account(2, AccountKind::CustomerWallet),
-        ];
-        self.execute(Operation::CreateAccounts(accounts));
-    }
-
-    /// `count` earns with ids from `first`.
-    fn earn(&self, first: u128, count: u128) {
-        let transfers = (first..first + count)
-            .map(|id| NewTransfer {
-                id: TransferId(id),
-                debit_account: AccountId(1),
-                credit_account: AccountId(2),
-                amount: 1,
-                asset: AssetId(1),
-                code: Some(TransferCode::Earn),
-                ..NewTransfer::default()
-            })
-            .collect();
-        self.execute(Operation::CreateTransfers(transfers));
-    }
-
-    fn events_next(&self) -> u64 {
-        self.store.meta().unwrap().event_seq_next.0
-    }
-}
-
-impl Leadership for Ledger {
-    fn leading(&self) -> Option<u64> {
-        Some(self.term.load(SeqCst)).filter(|term| *term > 0)
-    }
-
-    async fn propose(&self, commands: Vec<CursorCommand>) -> Result<Vec<CursorResult>, String> {
-        if self.leading().is_none() {
-            return Err("not the leader".into());
-        }
-        match self.execute(Operation::Cursors(commands)) {
-            Results::Cursors(results) => Ok(results),
-            other => Err(format!("{other:?}")),
-        }
-    }
+/// The common ledger, and account 2 (a wallet) to earn into.
+fn ledger() -> Arc<Ledger> {
+    let ledger = Ledger::new();
+    ledger.setup();
+    ledger.create(&[(2, AccountKind::CustomerWallet)]);
+    ledger
 }
 
 fn config() -> ExporterConfig {
@@ -137,12 +58,12 @@ async fn events_reach_the_file_once_in_order_and_leave_the_outbox() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("events.jsonl");
     let sink_id = SinkId::new("file").unwrap();
-    let ledger = Ledger::new();
-    ledger.setup();
+    let ledger = ledger();
+    let node = ledger.node(1);
     ledger.earn(1, 30);
     let exporter = |ledger: &Arc<Ledger>| {
         let sink = FileSink::new(sink_id, path.clone());
-        Exporter::new(Arc::clone(&ledger.store), sink, Arc::clone(ledger), config())
+        Exporter::new(Arc::clone(&ledger.store), sink, Arc::clone(&node), config())
     };
     let first = exporter(&ledger);
     let status = first.status();
@@ -153,12 +74,12 @@ async fn events_reach_the_file_once_in_order_and_leave_the_outbox() {
     assert!(ledger.store.events(EventSeq(0), 10).unwrap().is_empty());
 
     // Deposed: nothing moves; leader again in a newer term: export resumes.
-    ledger.term.store(0, SeqCst);
+    node.term.store(0, SeqCst);
     until("the pause", || !status.lock().unwrap().active).await;
     ledger.earn(100, 10);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(lines(&path).len() as u64, all);
-    ledger.term.store(2, SeqCst);
+    node.term.store(2, SeqCst);
     let all = ledger.events_next();
     until("events of term 2", || lines(&path).len() as u64 == all).await;
     task.abort();
@@ -187,19 +108,19 @@ async fn events_reach_the_file_once_in_order_and_leave_the_outbox() {
 async fn a_sink_behind_the_outbox_is_reported() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("events.jsonl");
-    let ledger = Ledger::new();
-    ledger.setup();
+    let ledger = ledger();
+    let node = ledger.node(1);
     ledger.earn(1, 5);
     // Another sink took everything, so the outbox is empty; this file holds only event 0.
     let other = SinkId::new("other").unwrap();
     let next = EventSeq(ledger.events_next());
-    ledger.propose(vec![CursorCommand::Advance { sink: other, next, term: 1 }]).await.unwrap();
+    node.propose(vec![CursorCommand::Advance { sink: other, next, term: 1 }]).await.unwrap();
     let first = ledger_sm::query::events(&*ledger.store, EventSeq(0), 1);
     assert!(first.unwrap().is_empty());
     std::fs::write(&path, b"{\"seq\":\"0\",\"type\":\"asset_created\",\"timestamp\":\"1\"}\n")
         .unwrap();
     let sink = FileSink::new(SinkId::new("file").unwrap(), path.clone());
-    let exporter = Exporter::new(Arc::clone(&ledger.store), sink, Arc::clone(&ledger), config());
+    let exporter = Exporter::new(Arc::clone(&ledger.store), sink, Arc::clone(&node), config());
     let status = exporter.status();
     let task = tokio::spawn(exporter.run());
     until("the report", || status.lock().unwrap().last_error.is_some()).await;
@@ -243,12 +164,12 @@ impl Sink for Overtaken {
 /// them) are reported as a gap, never skipped over. Method: a sink that is overtaken mid-way.
 #[tokio::test]
 async fn a_gap_under_a_running_export_is_reported() {
-    let ledger = Ledger::new();
-    ledger.setup();
+    let ledger = ledger();
+    let node = ledger.node(1);
     ledger.earn(1, 20);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Overtaken { ledger: Arc::clone(&ledger), seen: Arc::clone(&seen), overtaken: false };
-    let exporter = Exporter::new(Arc::clone(&ledger.store), sink, Arc::clone(&ledger), config());
+    let exporter = Exporter::new(Arc::clone(&ledger.store), sink, Arc::clone(&node), config());
     let status = exporter.status();
     let task = tokio::spawn(exporter.run());
     until("the report", || status.lock().unwrap().last_error.is_some()).await;

@@ -1,28 +1,26 @@
 //! The PostgreSQL sink against a real PostgreSQL 15 (one throwaway server per test, started by
 //! `scripts/pg-instance`; `scripts/test` installs it) and the real state machine over a store.
-//! A `Ledger` applies batches itself, one at a time, as raft would; two exporters over the
-//! same store play a deposed and a new leader.
+//! `common::Ledger` applies batches itself, as raft would; two exporters over the same store
+//! play a deposed and a new leader (`common::Node`).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
 use std::time::Duration;
 
-use ledger_sm::command::{
-    AccountChange, Batch, CursorCommand, NewAccount, NewAsset, NewTransfer, Operation,
-};
+use common::Ledger;
+use ledger_sm::command::{AccountChange, CursorCommand, NewTransfer, Operation};
 use ledger_sm::result::{CursorResult, Results};
-use ledger_sm::state::{prefetch, StateRead};
 use ledger_sm::types::{
-    AccountFlags, AccountId, AccountKind, AssetId, CodeHash, EventSeq, MerchantId, SinkId,
-    Timestamp, TransferCode, TransferFlags, TransferId,
+    AccountId, AccountKind, AssetId, EventSeq, SinkId, TransferCode, TransferFlags, TransferId,
 };
-use storage::{MemKv, Store};
 use sync_out::payload::Payload;
 use sync_out::postgres::reconcile::reconcile;
 use sync_out::postgres::{connect, PostgresConfig, PostgresSink};
-use sync_out::{Exporter, ExporterConfig, Leadership, Sink, SinkError};
+use sync_out::{Exporter, ExporterConfig, Sink, SinkError};
 
 const DAY: u64 = 86_400 * 1_000_000_000;
 
@@ -77,60 +75,7 @@ fn pg_instance(command: &str, dir: &Path, mode: Option<&str>) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
-/// The store and who leads it.
-struct Ledger {
-    store: Arc<Store<MemKv>>,
-    clock: Mutex<u64>,
-}
-
 impl Ledger {
-    fn new() -> Arc<Self> {
-        let store = Arc::new(Store::open(MemKv::default(), 1).unwrap());
-        Arc::new(Self { store, clock: Mutex::new(DAY - 50 * 1_000_000) })
-    }
-
-    fn execute(&self, operation: Operation) -> Results {
-        let mut clock = self.clock.lock().unwrap();
-        *clock += 1_000_000;
-        let batch = Batch { now: Timestamp(*clock), operation };
-        let applied = ledger_sm::apply(prefetch(&*self.store, &batch).unwrap(), &batch);
-        self.store.persist(&applied.effects, b"applied").unwrap();
-        applied.results
-    }
-
-    fn events_next(&self) -> u64 {
-        self.store.meta().unwrap().event_seq_next.0
-    }
-
-    fn setup(&self) {
-        let asset = NewAsset {
-            id: AssetId(1),
-            code: b"PTS".to_vec(),
-            scale: 0,
-            expiry_account: AccountId(3),
-        };
-        self.execute(Operation::CreateAssets(vec![asset]));
-        self.create(&[(1, AccountKind::MerchantIssuance), (3, AccountKind::ExpirySink)]);
-    }
-
-    fn create(&self, accounts: &[(u128, AccountKind)]) {
-        let accounts = accounts
-            .iter()
-            .map(|&(id, kind)| NewAccount {
-                id: AccountId(id),
-                asset: AssetId(1),
-                kind,
-                flags: AccountFlags(0),
-                overdraft_limit: 0,
-                merchant: MerchantId(7),
-                external_ref: format!("customer-{id}").into_bytes(),
-                metadata: vec![1, 2, 3],
-                code_hash: CodeHash::ZERO,
-            })
-            .collect();
-        self.execute(Operation::CreateAccounts(accounts));
-    }
-
     /// One step of a mixed workload over wallets 100..100+wallets: earns, burns, holds and
     /// their posts and voids, freezes, erasures, new wallets. Deterministic in `step`.
     fn step(&self, step: u64, wallets: &mut u128) {
@@ -195,28 +140,6 @@ impl Ledger {
     }
 }
 
-/// A node's view of leadership over the shared ledger: `term` while it believes it leads.
-struct Node {
-    ledger: Arc<Ledger>,
-    term: AtomicU64,
-}
-
-impl Leadership for Node {
-    fn leading(&self) -> Option<u64> {
-        Some(self.term.load(SeqCst)).filter(|term| *term > 0)
-    }
-
-    async fn propose(&self, commands: Vec<CursorCommand>) -> Result<Vec<CursorResult>, String> {
-        if self.leading().is_none() {
-            return Err("not the leader".into());
-        }
-        match self.ledger.execute(Operation::Cursors(commands)) {
-            Results::Cursors(results) => Ok(results),
-            other => Err(format!("{other:?}")),
-        }
-    }
-}
-
 fn config() -> ExporterConfig {
     ExporterConfig {
         batch_events: 64,
@@ -277,9 +200,9 @@ async fn dump(pg: &Postgres) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_read_model_matches_the_ledger_through_faults() {
     let pg = Postgres::start();
-    let ledger = Ledger::new();
+    let ledger = Ledger::starting_at(DAY - 50 * 1_000_000);
     ledger.setup();
-    let old = Arc::new(Node { ledger: Arc::clone(&ledger), term: AtomicU64::new(1) });
+    let old = ledger.node(1);
     let exporter = Exporter::new(Arc::clone(&ledger.store), sink(&pg), Arc::clone(&old), config());
     let old_task = tokio::spawn(exporter.run());
 
@@ -302,7 +225,7 @@ async fn the_read_model_matches_the_ledger_through_faults() {
     pg.restart();
 
     // A new leader takes over; the old one has not noticed yet and keeps exporting.
-    let new = Arc::new(Node { ledger: Arc::clone(&ledger), term: AtomicU64::new(2) });
+    let new = ledger.node(2);
     let exporter = Exporter::new(Arc::clone(&ledger.store), sink(&pg), Arc::clone(&new), config());
     let new_task = tokio::spawn(exporter.run());
     for step in 600..900 {
@@ -356,7 +279,7 @@ async fn the_read_model_matches_the_ledger_through_faults() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_the_outbox_changes_nothing_and_stale_terms_are_fenced() {
     let pg = Postgres::start();
-    let ledger = Ledger::new();
+    let ledger = Ledger::starting_at(DAY - 50 * 1_000_000);
     ledger.setup();
     let keep =
         CursorCommand::Advance { sink: SinkId::new("keep").unwrap(), next: EventSeq(0), term: 3 };
@@ -412,7 +335,7 @@ async fn replaying_the_outbox_changes_nothing_and_stale_terms_are_fenced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_reports_what_differs() {
     let pg = Postgres::start();
-    let ledger = Ledger::new();
+    let ledger = Ledger::starting_at(DAY - 50 * 1_000_000);
     ledger.setup();
     let mut wallets = 0;
     for step in 0..200 {
