@@ -110,6 +110,29 @@ pub struct Settings {
     /// PEM certificates of the authorities signing PostgreSQL's certificate (for TLS).
     #[arg(long, env = "LEDGERD_SYNC_OUT_POSTGRES_CA_FILE")]
     pub sync_out_postgres_ca_file: Option<PathBuf>,
+    /// Sync-out to Kafka (sink `kafka`): the bootstrap brokers, `host:port,host:port`. Topics
+    /// `ledger.transactions.v1` and `wallet.balance-updated.v1` are created when missing.
+    #[arg(long, env = "LEDGERD_SYNC_OUT_KAFKA_BROKERS")]
+    pub sync_out_kafka_brokers: Option<String>,
+    /// A file of librdkafka properties, one `key=value` per line (`#` starts a comment), for
+    /// the cluster's security and tuning: `security.protocol`, `sasl.mechanism`,
+    /// `sasl.username`, `sasl.password`, `ssl.ca.location`, `compression.type`, ... Keep it
+    /// readable by the node only: it may carry a password.
+    #[arg(long, env = "LEDGERD_SYNC_OUT_KAFKA_PROPERTIES_FILE")]
+    pub sync_out_kafka_properties_file: Option<PathBuf>,
+    /// The CloudEvents `ce_source` of exported events [default: /localplus-ledger].
+    #[arg(long, env = "LEDGERD_SYNC_OUT_KAFKA_SOURCE")]
+    pub sync_out_kafka_source: Option<String>,
+    /// Partitions of the topics the sink creates [default: 12].
+    #[arg(long, env = "LEDGERD_SYNC_OUT_KAFKA_PARTITIONS")]
+    pub sync_out_kafka_partitions: Option<i32>,
+    /// Replicas of the topics the sink creates [default: 3; `min.insync.replicas` 2].
+    #[arg(long, env = "LEDGERD_SYNC_OUT_KAFKA_REPLICATION")]
+    pub sync_out_kafka_replication: Option<i32>,
+    /// How long a record may wait for the brokers' acknowledgement before the delivery is
+    /// retried [default: 10000]. A new leader waits 1.5 times this before exporting to Kafka.
+    #[arg(long, env = "LEDGERD_SYNC_OUT_KAFKA_DELIVERY_TIMEOUT_MS")]
+    pub sync_out_kafka_delivery_timeout_ms: Option<u64>,
     /// Events the outbox may hold (a sink not acknowledging) before the node alarms.
     #[arg(long, env = "LEDGERD_OUTBOX_HIGH_WATER_EVENTS")]
     pub outbox_high_water_events: Option<u64>,
@@ -156,6 +179,12 @@ impl Settings {
             sync_out_file,
             sync_out_postgres_url,
             sync_out_postgres_ca_file,
+            sync_out_kafka_brokers,
+            sync_out_kafka_properties_file,
+            sync_out_kafka_source,
+            sync_out_kafka_partitions,
+            sync_out_kafka_replication,
+            sync_out_kafka_delivery_timeout_ms,
             outbox_high_water_events,
         )
     }
@@ -271,7 +300,60 @@ fn sync_out_config(settings: &Settings) -> Result<crate::sync_out::SyncOutConfig
         }
         (None, None) => {}
     }
+    sync_out.kafka = kafka_config(settings)?;
     Ok(sync_out)
+}
+
+/// The Kafka sink's part of `settings`, checked; `None` without brokers.
+fn kafka_config(settings: &Settings) -> Result<Option<sync_out::kafka::KafkaConfig>, String> {
+    let Some(brokers) = &settings.sync_out_kafka_brokers else {
+        let set = settings.sync_out_kafka_properties_file.is_some()
+            || settings.sync_out_kafka_source.is_some()
+            || settings.sync_out_kafka_partitions.is_some()
+            || settings.sync_out_kafka_replication.is_some()
+            || settings.sync_out_kafka_delivery_timeout_ms.is_some();
+        if set {
+            return Err("the sync_out_kafka_* settings need sync_out_kafka_brokers".into());
+        }
+        return Ok(None);
+    };
+    let mut kafka = sync_out::kafka::KafkaConfig::new(brokers);
+    if let Some(path) = &settings.sync_out_kafka_properties_file {
+        kafka.properties = properties(path)?;
+    }
+    if let Some(source) = &settings.sync_out_kafka_source {
+        kafka.source.clone_from(source);
+    }
+    kafka.partitions = settings.sync_out_kafka_partitions.unwrap_or(kafka.partitions);
+    kafka.replication = settings.sync_out_kafka_replication.unwrap_or(kafka.replication);
+    if let Some(ms) = settings.sync_out_kafka_delivery_timeout_ms {
+        kafka.delivery_timeout = Duration::from_millis(ms);
+    }
+    // Checked now: a bad property is a configuration error, not a sink that retries.
+    kafka.client_config()?;
+    Ok(Some(kafka))
+}
+
+/// A Java-style properties file: `key=value` lines, blank lines and `#` comments.
+fn properties(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("sync_out_kafka_properties_file {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!(
+                "sync_out_kafka_properties_file {} line {}: expected key=value",
+                path.display(),
+                number + 1
+            ));
+        };
+        out.push((key.trim().to_owned(), value.trim().to_owned()));
+    }
+    Ok(out)
 }
 
 impl Config {
@@ -368,5 +450,32 @@ mod tests {
             ..Settings::default()
         };
         assert!(Config::resolve(format).unwrap_err().contains("xml"));
+    }
+
+    #[test]
+    fn kafka_settings_are_checked_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kafka.properties");
+        std::fs::write(&file, "# managed cluster\nsecurity.protocol = SASL_SSL\n\nlinger.ms=20\n")
+            .unwrap();
+        let settings = Settings {
+            sync_out_kafka_brokers: Some("b1:9092,b2:9092".into()),
+            sync_out_kafka_properties_file: Some(file.clone()),
+            sync_out_kafka_partitions: Some(6),
+            ..Settings::default()
+        };
+        let kafka = kafka_config(&settings).unwrap().unwrap();
+        let properties = [("security.protocol", "SASL_SSL"), ("linger.ms", "20")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(kafka.properties, properties);
+        assert_eq!((kafka.partitions, kafka.replication), (6, 3));
+
+        std::fs::write(&file, "acks=1\n").unwrap();
+        assert!(kafka_config(&settings).unwrap_err().contains("acks"));
+        std::fs::write(&file, "linger.ms\n").unwrap();
+        assert!(kafka_config(&settings).unwrap_err().contains("line 1"));
+        let orphan = Settings { sync_out_kafka_partitions: Some(3), ..Settings::default() };
+        assert!(kafka_config(&orphan).unwrap_err().contains("sync_out_kafka_brokers"));
+        assert!(kafka_config(&Settings::default()).unwrap().is_none());
     }
 }

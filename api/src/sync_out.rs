@@ -10,15 +10,17 @@ use std::time::Duration;
 use ledger_sm::command::{CursorCommand, Operation};
 use ledger_sm::result::{CursorResult, Results};
 use ledger_sm::state::StateRead;
-use raft::Node;
-use storage::Kv;
+use raft::{Consistency, Node};
+use storage::{Kv, Store};
 use sync_out::file::FileSink;
+use sync_out::kafka::{KafkaConfig, KafkaSink};
 use sync_out::postgres::{PostgresConfig, PostgresSink};
-use sync_out::{sink_id, Exporter, ExporterConfig, Leadership, SinkStatus};
+use sync_out::{sink_id, Exporter, ExporterConfig, Leadership, Sink, SinkStatus};
 
 /// The sink names: the keys of their replicated cursors.
 pub const FILE_SINK: &str = "file";
 pub const POSTGRES_SINK: &str = "postgres";
+pub const KAFKA_SINK: &str = "kafka";
 
 /// What a node exports, and where.
 #[derive(Clone, Debug)]
@@ -27,6 +29,8 @@ pub struct SyncOutConfig {
     pub file: Option<PathBuf>,
     /// The wallet read model.
     pub postgres: Option<PostgresConfig>,
+    /// The event streams.
+    pub kafka: Option<KafkaConfig>,
     /// Events the outbox may hold before the node alarms (logs an error every minute and
     /// sets `ledger_outbox_over_high_water`).
     pub outbox_high_water: u64,
@@ -38,6 +42,7 @@ impl Default for SyncOutConfig {
         Self {
             file: None,
             postgres: None,
+            kafka: None,
             outbox_high_water: 10_000_000,
             exporter: ExporterConfig::default(),
         }
@@ -67,22 +72,20 @@ impl SyncOut {
     pub fn start<K: Kv + 'static>(node: &Node<K>, config: SyncOutConfig) -> Result<Self, String> {
         let leadership = Arc::new(RaftLeadership { node: node.clone() });
         let store = Arc::clone(node.store());
-        let mut sinks = Vec::new();
-        let mut tasks = Vec::new();
+        let mut exporters = Vec::new();
         if let Some(path) = &config.file {
             let sink = FileSink::new(sink_id(FILE_SINK)?, path.clone());
-            let exporter =
-                Exporter::new(Arc::clone(&store), sink, Arc::clone(&leadership), config.exporter);
-            sinks.push(exporter.status());
-            tasks.push(tokio::spawn(exporter.run()));
+            exporters.push(export(&store, &leadership, config.exporter, sink));
         }
         if let Some(postgres) = &config.postgres {
             let sink = PostgresSink::new(sink_id(POSTGRES_SINK)?, postgres.clone())?;
-            let exporter =
-                Exporter::new(Arc::clone(&store), sink, Arc::clone(&leadership), config.exporter);
-            sinks.push(exporter.status());
-            tasks.push(tokio::spawn(exporter.run()));
+            exporters.push(export(&store, &leadership, config.exporter, sink));
         }
+        if let Some(kafka) = &config.kafka {
+            let sink = KafkaSink::new(sink_id(KAFKA_SINK)?, kafka.clone())?;
+            exporters.push(export(&store, &leadership, config.exporter, sink));
+        }
+        let (sinks, mut tasks): (Vec<_>, Vec<_>) = exporters.into_iter().unzip();
         // With no sink the outbox is never compacted (nothing reads it): no alarm then.
         if !sinks.is_empty() {
             tasks.push(tokio::spawn(alarm(node.clone(), config.outbox_high_water)));
@@ -115,6 +118,17 @@ impl SyncOut {
     }
 }
 
+/// Starts `sink`'s exporter: its status and its task.
+fn export<K: Kv + 'static, S: Sink + Sync>(
+    store: &Arc<Store<K>>,
+    leadership: &Arc<RaftLeadership<K>>,
+    config: ExporterConfig,
+    sink: S,
+) -> (Arc<Mutex<SinkStatus>>, tokio::task::JoinHandle<()>) {
+    let exporter = Exporter::new(Arc::clone(store), sink, Arc::clone(leadership), config);
+    (exporter.status(), tokio::spawn(exporter.run()))
+}
+
 /// Logs an error every minute while the outbox holds more than `high_water` events: a sink
 /// that stopped acknowledging keeps every event on every node's disk until it resumes.
 async fn alarm<K: Kv + 'static>(node: Node<K>, high_water: u64) {
@@ -144,6 +158,12 @@ impl<K: Kv + 'static> Leadership for RaftLeadership<K> {
     fn leading(&self) -> Option<u64> {
         let status = self.node.status().ok()?;
         (status.leader == Some(status.id)).then_some(status.term)
+    }
+
+    async fn confirm(&self, term: u64) -> bool {
+        // A read barrier on the leader is a round of heartbeats acknowledged by a quorum.
+        self.node.read_barrier(Consistency::Linearizable).await.is_ok()
+            && self.leading() == Some(term)
     }
 
     async fn propose(&self, commands: Vec<CursorCommand>) -> Result<Vec<CursorResult>, String> {

@@ -20,6 +20,10 @@ pub trait Leadership: Send + Sync + 'static {
     /// `Some(term)` while this node is the leader of `term`.
     fn leading(&self) -> Option<u64>;
 
+    /// Whether this node still leads `term`, confirmed with a quorum (a leader cut off from
+    /// its peers answers false, or not before a new leader could have been elected).
+    fn confirm(&self, term: u64) -> impl Future<Output = bool> + Send;
+
     /// Proposes cursor commands and answers their results once applied.
     fn propose(
         &self,
@@ -134,6 +138,17 @@ impl<K: Kv + 'static, S: Sink, L: Leadership> Exporter<K, S, L> {
             Ok(next) => next,
             Err(ended) => return ended,
         };
+        if let Some(settle) = self.sink.settle() {
+            // A deposed leader's records still in flight land before this leader's first.
+            tracing::info!(sink = self.name(), term, ?settle, "export settling");
+            let until = Instant::now() + settle;
+            while Instant::now() < until {
+                if self.leadership.leading() != Some(term) {
+                    return Ended::Deposed;
+                }
+                tokio::time::sleep(self.config.poll.min(until - Instant::now())).await;
+            }
+        }
         tracing::info!(sink = self.name(), term, next = next.0, "export resumed");
         let mut cursor = self.cursor().unwrap_or(EventSeq(0));
         let mut advanced_at = Instant::now();
@@ -207,6 +222,9 @@ impl<K: Kv + 'static, S: Sink, L: Leadership> Exporter<K, S, L> {
     async fn deliver(&mut self, term: u64, payloads: &[Payload]) -> Result<(), Ended> {
         let mut attempt = 0;
         loop {
+            if self.sink.settle().is_some() && !self.leadership.confirm(term).await {
+                return Err(Ended::Deposed);
+            }
             match self.sink.deliver(term, payloads).await {
                 Ok(()) => return Ok(()),
                 Err(error @ SinkError::Fenced(_)) => {

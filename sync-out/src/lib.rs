@@ -14,6 +14,7 @@
 
 mod exporter;
 pub mod file;
+pub mod kafka;
 pub mod payload;
 pub mod postgres;
 mod sink;

@@ -1,6 +1,7 @@
 //! What a destination of the outbox does.
 
 use std::future::Future;
+use std::time::Duration;
 
 use ledger_sm::types::{EventSeq, SinkId};
 
@@ -52,4 +53,13 @@ pub trait Sink: Send + 'static {
         term: u64,
         events: &[Payload],
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// For a sink that cannot refuse a deposed leader's writes itself: how long after a
+    /// delivery is handed over its fate is decided (written or failed). The exporter then
+    /// confirms its leadership with a quorum before each delivery and, at the start of each
+    /// term, waits this long before its first, so that a deposed leader's last records land
+    /// before the new leader's and each account's records stay in order.
+    fn settle(&self) -> Option<Duration> {
+        None
+    }
 }

@@ -11,16 +11,14 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Ledger;
-use ledger_sm::command::{AccountChange, CursorCommand, NewTransfer, Operation};
+use common::{config, until, Ledger};
+use ledger_sm::command::{CursorCommand, Operation};
 use ledger_sm::result::{CursorResult, Results};
-use ledger_sm::types::{
-    AccountId, AccountKind, AssetId, EventSeq, SinkId, TransferCode, TransferFlags, TransferId,
-};
+use ledger_sm::types::{EventSeq, SinkId};
 use sync_out::payload::Payload;
 use sync_out::postgres::reconcile::reconcile;
 use sync_out::postgres::{connect, PostgresConfig, PostgresSink};
-use sync_out::{Exporter, ExporterConfig, Sink, SinkError};
+use sync_out::{Exporter, Sink, SinkError};
 
 const DAY: u64 = 86_400 * 1_000_000_000;
 
@@ -76,63 +74,6 @@ fn pg_instance(command: &str, dir: &Path, mode: Option<&str>) -> String {
 }
 
 impl Ledger {
-    /// One step of a mixed workload over wallets 100..100+wallets: earns, burns, holds and
-    /// their posts and voids, freezes, erasures, new wallets. Deterministic in `step`.
-    fn step(&self, step: u64, wallets: &mut u128) {
-        let mix = step.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
-        let wallet = 100 + u128::from(mix) % (*wallets).max(1);
-        let id = u128::from(step) * 10 + 1_000_000;
-        let transfer = |id, debit, credit, amount, flags, pending_id| NewTransfer {
-            id: TransferId(id),
-            debit_account: AccountId(debit),
-            credit_account: AccountId(credit),
-            amount,
-            asset: AssetId(1),
-            code: Some(if debit == 1 { TransferCode::Earn } else { TransferCode::Burn }),
-            flags: TransferFlags(flags),
-            pending_id: TransferId(pending_id),
-            ..NewTransfer::default()
-        };
-        let operation = match step % 10 {
-            0 => {
-                *wallets += 3;
-                let new = (*wallets - 3..*wallets).map(|i| (100 + i, AccountKind::CustomerWallet));
-                self.create(&new.collect::<Vec<_>>());
-                return;
-            }
-            1..=4 => Operation::CreateTransfers(vec![
-                transfer(id, 1, wallet, 10 + u128::from(mix % 50), 0, 0),
-                transfer(id + 1, 1, wallet + 1, 5, 0, 0),
-            ]),
-            5 => Operation::CreateTransfers(vec![transfer(id, wallet, 1, 3, 0, 0)]),
-            6 => Operation::CreateTransfers(vec![transfer(
-                id,
-                wallet,
-                1,
-                2,
-                TransferFlags::PENDING,
-                0,
-            )]),
-            7 => {
-                let hold = id - 10;
-                let flags = if mix % 2 == 0 {
-                    TransferFlags::POST_PENDING
-                } else {
-                    TransferFlags::VOID_PENDING
-                };
-                Operation::CreateTransfers(vec![transfer(id, 0, 0, 0, flags, hold)])
-            }
-            8 if mix % 7 == 0 => Operation::Erase(vec![AccountId(wallet)]),
-            8 => Operation::ChangeAccounts(vec![AccountChange::Freeze {
-                account: AccountId(wallet),
-            }]),
-            _ => Operation::ChangeAccounts(vec![AccountChange::Unfreeze {
-                account: AccountId(100 + u128::from(mix >> 3) % *wallets),
-            }]),
-        };
-        self.execute(operation);
-    }
-
     /// Moves ledger time to the next UTC day (the read model then closes the day).
     fn next_day(&self) {
         let mut clock = self.clock.lock().unwrap();
@@ -140,28 +81,8 @@ impl Ledger {
     }
 }
 
-fn config() -> ExporterConfig {
-    ExporterConfig {
-        batch_events: 64,
-        poll: Duration::from_millis(5),
-        advance_every: Duration::from_millis(20),
-        backoff_min: Duration::from_millis(5),
-        backoff_max: Duration::from_millis(200),
-    }
-}
-
 fn sink(pg: &Postgres) -> PostgresSink {
     PostgresSink::new(SinkId::new("pg").unwrap(), pg.config()).unwrap()
-}
-
-async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    for _ in 0..3000 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// The read model's position, or 0 while PostgreSQL is down.
