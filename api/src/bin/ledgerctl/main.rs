@@ -1,6 +1,6 @@
 //! `ledgerctl`: the operator's command line for a Local-Plus Ledger cluster: initialize it,
-//! show its status as a table, change its membership, move leadership, take snapshots, and run
-//! the demo. Calls that must reach the leader follow the leader's address from a refusal.
+//! show its status as a table, change its membership, move leadership, take snapshots, watch
+//! and reconcile sync-out, and run the demo. Calls that must reach the leader follow the leader's address from a refusal.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -13,6 +13,7 @@ use tonic::transport::Channel;
 
 mod client;
 mod demo;
+mod sync_out;
 
 /// Operate a Local-Plus Ledger cluster.
 #[derive(Debug, Parser)]
@@ -114,6 +115,9 @@ enum Command {
     /// Make API tokens for a node's tokens file.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Sync-out: the exporters' progress; reconcile the PostgreSQL read model with the ledger.
+    #[command(subcommand)]
+    SyncOut(sync_out::SyncOutCommand),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -235,6 +239,7 @@ async fn main() -> ExitCode {
         Command::Snapshot => snapshot(&cli.addr).await,
         Command::Demo => demo::run(&cli.addr, deadline).await,
         Command::Token(command) => token(command),
+        Command::SyncOut(command) => sync_out::run(&cli.addr, deadline, command, cli.json).await,
         Command::Client(command) => match client {
             Some(client) => client::run(&client, command, cli.json).await,
             None => Err("no client".into()),
