@@ -6,6 +6,11 @@
 //! Prints throughput (events and requests per second), request latency P50 / P99 / P99.9, the
 //! count of events the ledger refused, and each node's peak memory (from its `/metrics`).
 //!
+//! `--rate` paces the transfers (per second, all workers together) instead of sending back to
+//! back. With `--sync-out-postgres-url` / `--sync-out-kafka-brokers` the local cluster exports
+//! to those sinks, and for any cluster that exports, the leader's exporters are sampled while
+//! measuring: events exported per second and lag (`sync_out.rs`).
+//!
 //! `--local` starts its own 3-node cluster of `ledgerd` processes (the binary beside this one)
 //! on loopback, with fsync on as always, in a fresh directory it removes afterwards.
 
@@ -19,6 +24,8 @@ use api::convert::pb_u128;
 use api::proto::ledger as pb;
 use clap::Parser;
 use hdrhistogram::Histogram;
+
+mod sync_out;
 
 /// Load generator for a Local-Plus Ledger cluster.
 #[derive(Debug, Parser)]
@@ -57,6 +64,18 @@ struct Args {
     /// Seed of the random accounts and mix.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Transfers per second, all workers together (0: as fast as the cluster takes them).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// With --local: the nodes export to this PostgreSQL (`sync_out_postgres_url`).
+    #[arg(long)]
+    sync_out_postgres_url: Option<String>,
+    /// With --local: the nodes export to these Kafka brokers (`sync_out_kafka_brokers`).
+    #[arg(long)]
+    sync_out_kafka_brokers: Option<String>,
+    /// How long to wait after the load for the exporters to catch up, in seconds.
+    #[arg(long, default_value_t = 120)]
+    sync_out_drain: u64,
 }
 
 const ASSET: u32 = 7_001;
@@ -86,7 +105,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let local = if args.local { Some(LocalCluster::start(args.local_port).await?) } else { None };
+    let local = if args.local { Some(LocalCluster::start(&args).await?) } else { None };
     let addresses = local.as_ref().map_or_else(|| args.addr.clone(), LocalCluster::addresses);
     let outcome = bench(&args, &addresses).await;
     if let Some(local) = local {
@@ -116,6 +135,12 @@ async fn bench(args: &Args, addresses: &[String]) -> Result<(), String> {
     let started = Instant::now();
     let warmup = Duration::from_secs(args.warmup);
     let end = started + warmup + Duration::from_secs(args.duration);
+    let monitor = tokio::spawn(sync_out::monitor(addresses.to_vec(), started + warmup, end));
+    // Each worker's share of the rate, as the time between its requests.
+    #[allow(clippy::cast_precision_loss)] // A pace, not an amount.
+    let pace = (args.rate > 0).then(|| {
+        Duration::from_secs_f64(args.batch_size as f64 * args.concurrency as f64 / args.rate as f64)
+    });
     let mut workers = Vec::new();
     for worker in 0..args.concurrency {
         let seed = args.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (worker as u64 + 1);
@@ -128,6 +153,7 @@ async fn bench(args: &Args, addresses: &[String]) -> Result<(), String> {
                 read_fraction: args.read_fraction,
                 measure_from: started + warmup,
                 end,
+                pace,
             },
             Arc::clone(&shared),
         )));
@@ -142,6 +168,8 @@ async fn bench(args: &Args, addresses: &[String]) -> Result<(), String> {
     let seconds = Duration::from_secs(args.duration).as_secs_f64();
     report("transfers", &writes, args.batch_size, seconds);
     report("balance lookups", &reads, args.batch_size, seconds);
+    let exported = monitor.await.map_err(|e| format!("monitor: {e}"))??;
+    exported.print(Duration::from_secs(args.sync_out_drain)).await;
     let refused = shared.refused.load(Ordering::Relaxed);
     println!("events the ledger refused: {refused}");
     if shared.failed.load(Ordering::Relaxed) {
@@ -227,6 +255,8 @@ struct WorkerPlan {
     read_fraction: f64,
     measure_from: Instant,
     end: Instant,
+    /// Time between this worker's requests (`None`: back to back).
+    pace: Option<Duration>,
 }
 
 /// xorshift64*: the workload's randomness, seeded, so runs are repeatable.
@@ -259,7 +289,12 @@ async fn work(
     let mut writes = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
     let mut reads = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
     let account = |r: &mut Random| ACCOUNT_BASE + 1 + u128::from(r.below(plan.accounts));
+    let mut next_send = Instant::now();
     while Instant::now() < plan.end {
+        if let Some(pace) = plan.pace {
+            tokio::time::sleep_until(next_send.into()).await;
+            next_send += pace;
+        }
         let read = plan.read_fraction > 0.0 && random.unit() < plan.read_fraction;
         let sent = Instant::now();
         if read {
@@ -339,7 +374,8 @@ struct LocalCluster {
 }
 
 impl LocalCluster {
-    async fn start(first_port: u16) -> Result<Self, String> {
+    async fn start(args: &Args) -> Result<Self, String> {
+        let first_port = args.local_port;
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let ledgerd = exe.with_file_name("ledgerd");
         if !ledgerd.exists() {
@@ -354,7 +390,14 @@ impl LocalCluster {
         let ports: Vec<u16> = (0..3).map(|i| first_port + i).collect();
         let mut children = Vec::new();
         for (i, port) in ports.iter().enumerate() {
-            let child = tokio::process::Command::new(&ledgerd)
+            let mut command = tokio::process::Command::new(&ledgerd);
+            if let Some(url) = &args.sync_out_postgres_url {
+                command.args(["--sync-out-postgres-url", url]);
+            }
+            if let Some(brokers) = &args.sync_out_kafka_brokers {
+                command.args(["--sync-out-kafka-brokers", brokers]);
+            }
+            let child = command
                 .args(["--node-id", &(i + 1).to_string(), "--cluster-id", "7"])
                 .args(["--listen", &format!("127.0.0.1:{port}")])
                 .arg("--data-dir")
