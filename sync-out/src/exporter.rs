@@ -146,7 +146,10 @@ impl<K: Kv + 'static, S: Sink, L: Leadership> Exporter<K, S, L> {
                 if self.leadership.leading() != Some(term) {
                     return Ended::Deposed;
                 }
-                tokio::time::sleep(self.config.poll.min(until - Instant::now())).await;
+                tokio::time::sleep(
+                    self.config.poll.min(until.saturating_duration_since(Instant::now())),
+                )
+                .await;
             }
         }
         tracing::info!(sink = self.name(), term, next = next.0, "export resumed");

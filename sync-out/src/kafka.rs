@@ -338,16 +338,19 @@ impl Sink for KafkaSink {
         if !self.topics_ready {
             self.ensure_topics().await?;
         }
-        let source = self.config.source.clone();
         let start = self.acked_below;
+        // Encoded before anything is sent: an error then leaves nothing in flight.
+        let mut batch = Vec::with_capacity(events.len());
+        for payload in events.iter().filter(|p| p.seq() >= start) {
+            let records = records(payload, &self.config.source)
+                .map_err(|e| SinkError::Unavailable(format!("kafka: encoding: {e}")))?;
+            batch.push((payload.seq(), records));
+        }
         let producer = self.producer()?;
         let mut sent: Vec<(u64, DeliveryFuture)> = Vec::new();
         // The first event not handed to the producer, and why.
         let mut unsent: Option<(u64, String)> = None;
-        'events: for payload in events.iter().filter(|p| p.seq() >= start) {
-            let seq = payload.seq();
-            let records = records(payload, &source)
-                .map_err(|e| SinkError::Unavailable(format!("kafka: encoding: {e}")))?;
+        'events: for (seq, records) in batch {
             for Record { topic, key, value, headers, timestamp_ms } in records {
                 let future = FutureRecord::to(topic)
                     .key(key.as_bytes())

@@ -159,17 +159,24 @@ async fn converge(ports: &[u16], index: u64) -> Vec<String> {
     hashes
 }
 
+/// Initializes the cluster on `ports` and runs the demo; names the leader: its id, its index
+/// in `ports`, and the other two nodes' ports.
+async fn form(ports: &[u16; 3]) -> (u64, usize, Vec<u16>) {
+    let init = init_args(ports);
+    ledgerctl(ports[0], &init.iter().map(String::as_str).collect::<Vec<_>>());
+    ledgerctl(ports[0], &["demo"]);
+    let leader = status(ports[0]).await.unwrap().leader.unwrap();
+    let leader_at = usize::try_from(leader - 1).unwrap();
+    let others = (0..3).filter(|i| *i != leader_at).map(|i| ports[i]).collect();
+    (leader, leader_at, others)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_killed_mid_write_loses_nothing_and_rejoins() {
     let dir = tempfile::tempdir().unwrap();
     let ports = [free_port(), free_port(), free_port()];
     let mut nodes = start_all(dir.path(), &ports);
-    let init = init_args(&ports);
-    ledgerctl(ports[0], &init.iter().map(String::as_str).collect::<Vec<_>>());
-    ledgerctl(ports[0], &["demo"]);
-    let leader = status(ports[0]).await.unwrap().leader.unwrap();
-    let leader_at = usize::try_from(leader - 1).unwrap();
-    let others: Vec<u16> = (0..3).filter(|i| *i != leader_at).map(|i| ports[i]).collect();
+    let (leader, leader_at, others) = form(&ports).await;
 
     for n in 0..20 {
         assert_eq!(earn_alice(others[n % 2], 50_000 + n as u128).await, "ok");
@@ -280,12 +287,7 @@ async fn a_leader_killed_mid_export_leaves_the_read_model_exact() {
     let extra = format!("sync_out_postgres_url = {:?}\n", postgres.url);
     let mut nodes: Vec<Child> =
         (1..).zip(ports).map(|(id, port)| start_with(dir.path(), id, port, &extra)).collect();
-    let init = init_args(&ports);
-    ledgerctl(ports[0], &init.iter().map(String::as_str).collect::<Vec<_>>());
-    ledgerctl(ports[0], &["demo"]);
-    let leader = status(ports[0]).await.unwrap().leader.unwrap();
-    let leader_at = usize::try_from(leader - 1).unwrap();
-    let others: Vec<u16> = (0..3).filter(|i| *i != leader_at).map(|i| ports[i]).collect();
+    let (leader, leader_at, others) = form(&ports).await;
 
     for burst in 0..10 {
         earn_burst(others[0], 60_000 + burst * 100, 100).await;
