@@ -225,10 +225,16 @@ impl<K: Kv + 'static, S: Sink, L: Leadership> Exporter<K, S, L> {
     async fn deliver(&mut self, term: u64, payloads: &[Payload]) -> Result<(), Ended> {
         let mut attempt = 0;
         loop {
-            if self.sink.settle().is_some() && !self.leadership.confirm(term).await {
-                return Err(Ended::Deposed);
-            }
-            match self.sink.deliver(term, payloads).await {
+            // Unconfirmed (a quorum slow to answer, or this node cut off): nothing is sent;
+            // retried with backoff until confirmed or the term ends.
+            let unconfirmed = self.sink.settle().is_some() && !self.leadership.confirm(term).await;
+            let delivered = if unconfirmed {
+                let why = "leadership not confirmed by a quorum; nothing sent".to_owned();
+                Err(SinkError::Unavailable(why))
+            } else {
+                self.sink.deliver(term, payloads).await
+            };
+            match delivered {
                 Ok(()) => return Ok(()),
                 Err(error @ SinkError::Fenced(_)) => {
                     tracing::warn!(sink = self.name(), term, %error, "delivery refused");

@@ -38,7 +38,7 @@ const FIXED: [(&str, &str); 4] = [
     ("retries", "2147483647"),
 ];
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct KafkaConfig {
     /// `host:port` of the bootstrap brokers, comma-separated.
     pub brokers: String,
@@ -54,6 +54,21 @@ pub struct KafkaConfig {
     /// How long a record may wait for its acknowledgement before the delivery fails and is
     /// retried (`message.timeout.ms`).
     pub delivery_timeout: Duration,
+}
+
+/// Property values stay out (a SASL password is one).
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.properties.iter().map(|(key, _)| key.as_str()).collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("properties", &keys)
+            .field("source", &self.source)
+            .field("partitions", &self.partitions)
+            .field("replication", &self.replication)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .finish()
+    }
 }
 
 impl KafkaConfig {
@@ -419,6 +434,8 @@ mod tests {
         assert!(config.client_config().is_err());
         config.properties = vec![("compression.type".into(), "lz4".into())];
         assert!(config.client_config().is_ok());
+        config.properties = vec![("sasl.password".into(), "hunter2".into())];
+        assert!(!format!("{config:?}").contains("hunter2"));
         config.delivery_timeout = Duration::from_millis(10);
         assert!(config.client_config().is_err());
         assert!(KafkaConfig::new(" ").client_config().is_err());

@@ -24,7 +24,7 @@ use batch::Batch;
 const NANOS_PER_DAY: u64 = 86_400 * 1_000_000_000;
 
 /// Where the read model lives.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PostgresConfig {
     /// A libpq-style connection string or URL (`postgres://user@host/db?sslmode=require`).
     /// With `sslmode=require` the server's certificate is verified against `tls_ca_file`.
@@ -34,6 +34,17 @@ pub struct PostgresConfig {
     pub tls_ca_file: Option<PathBuf>,
     /// How long a connection attempt may take.
     pub connect_timeout: Duration,
+}
+
+/// The URL stays out (it may carry a password).
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &"(redacted)")
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
 }
 
 /// The PostgreSQL sink. Connects (and migrates) on first use and after a lost connection.
